@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `make run`: the whole platform in the foreground, on SQLite and a private Redis.
+# web (:8000), Celery worker and beat run until Ctrl-C; data lives under var/.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT_DIR"
+
+WEB_PORT="${WEB_PORT:-8000}"
+REDIS_PORT="${REDIS_PORT:-6390}"
+
+ensure_venv requirements.txt
+ensure_redis
+mkdir -p var
+
+# Development secrets: generated once, kept in var/dev.env (git-ignored), never committed.
+if [ ! -f var/dev.env ]; then
+  log "generating development secrets in var/dev.env"
+  umask 077
+  {
+    echo "DJANGO_SECRET_KEY=dev-$(random_key_b64)"
+    echo "FIELD_ENCRYPTION_KEYS=dev1:$(random_key_b64)"
+    echo "ADMIN_PASSWORD=$("$(python_bin)" -c 'import secrets; print(secrets.token_urlsafe(12))')"
+  } >var/dev.env
+  umask 022
+fi
+set -a
+# shellcheck disable=SC1091
+source var/dev.env
+set +a
+export DJANGO_DEBUG=1
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$WEB_PORT}"
+
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  log "stopping"
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  stop_redis "$ROOT_DIR/var/redis"
+}
+trap cleanup INT TERM EXIT
+
+if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+  log "starting private Redis on 127.0.0.1:$REDIS_PORT (data in var/redis)"
+  start_redis "$ROOT_DIR/var/redis" "$REDIS_PORT" --appendonly yes --maxmemory-policy noeviction
+fi
+
+"$PY" manage.py migrate --noinput
+"$PY" manage.py ensure_admin --username admin --password-env ADMIN_PASSWORD
+
+"$PY" manage.py runserver "127.0.0.1:$WEB_PORT" & PIDS+=($!)
+"$PY" -m celery -A wecom_provider worker -Q priority,default --concurrency 2 -l info & PIDS+=($!)
+"$PY" -m celery -A wecom_provider beat -s var/celerybeat-schedule -l info & PIDS+=($!)
+
+sleep 2
+cat >&2 <<MSG
+
+  wecom-provider is running.
+    admin:   $PUBLIC_BASE_URL/admin/
+    login:   admin / $ADMIN_PASSWORD
+    health:  $PUBLIC_BASE_URL/healthz  ·  $PUBLIC_BASE_URL/readyz
+  Ctrl-C stops everything.
+
+MSG
+# Stop everything as soon as any one process dies: a half-running platform misleads.
+wait -n "${PIDS[@]}"
+log "a process exited; shutting down"

@@ -1,0 +1,30 @@
+"""A task round-trips through the real Redis broker and a real worker process."""
+
+import uuid
+
+from tests.support import celery_worker
+from tests.support import django_env
+from wecom_provider.celery import app
+from wecom_provider.celery import ping
+
+
+def test_ping_round_trips_through_broker_and_worker():
+    with celery_worker(env=django_env()):
+        token = uuid.uuid4().hex
+        result = ping.delay(token)
+        assert result.get(timeout=60) == token
+
+
+def test_celery_is_configured_for_reliability():
+    conf = app.conf
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_acks_late is False  # opted into per idempotent task, never globally
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_time_limit
+    assert conf.task_soft_time_limit < conf.task_time_limit
+    visibility = conf.broker_transport_options["visibility_timeout"]
+    from django.conf import settings
+
+    assert visibility > settings.CELERY_MAX_COUNTDOWN
+    assert visibility > conf.task_time_limit

@@ -1,0 +1,88 @@
+"""The compose file's structure (no Docker engine runs in CI; see README "Docker")."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.support import ROOT
+
+COMPOSE = ROOT / "docker" / "compose.yaml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_services_and_dependencies_exist(compose):
+    services = compose["services"]
+    assert set(services) >= {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+
+
+def test_migrations_run_once_before_the_app_starts(compose):
+    services = compose["services"]
+    assert services["migrate"]["command"][-2:] == ["migrate", "--noinput"]
+    assert services["migrate"]["restart"] == "no"
+    for name in ("web", "worker", "beat"):
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_broker_never_evicts_and_persists(compose):
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert command[command.index("--appendonly") + 1] == "yes"
+
+
+def test_health_checks(compose):
+    services = compose["services"]
+    for name in ("postgres", "redis", "web", "worker"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_no_secret_has_a_default(compose):
+    text = COMPOSE.read_text()
+    for variable in ("DJANGO_SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "POSTGRES_PASSWORD"):
+        references = re.findall(r"\$\{" + variable + r"([^}]*)\}", text)
+        assert references, variable
+        assert all(ref.startswith(":?") for ref in references), variable
+
+
+def test_dockerfile_runs_gunicorn_as_non_root():
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^USER app$", dockerfile, re.MULTILINE)
+    assert '"gunicorn", "wecom_provider.wsgi:application"' in dockerfile
+
+
+def test_docker_compose_config_when_available():
+    docker = shutil.which("docker")
+    has_compose = (
+        docker
+        and subprocess.run(
+            [docker, "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    if not has_compose:
+        pytest.skip("the Docker Compose v2 plugin is not installed on this machine")
+    env = {
+        "POSTGRES_PASSWORD": "x",
+        "DJANGO_SECRET_KEY": "x",
+        "FIELD_ENCRYPTION_KEYS": "x",
+        "PUBLIC_BASE_URL": "https://example.com",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,34 @@
+"""The Celery application and the beat schedule.
+
+Run a worker with ``celery -A wecom_provider worker -Q priority,default`` and one
+beat with ``celery -A wecom_provider beat``. Every periodic task must still be
+safe to run twice: a second beat, a redelivery or a retry can fire it again.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wecom_provider.settings")
+
+app = Celery("wecom_provider")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+MIN = 60
+# name, task, period (s). `expires` drops a tick that waited too long in a backed-up
+# queue instead of stacking it behind the next one.
+SCHEDULE: list[tuple[str, str, int]] = []
+
+app.conf.beat_schedule = {
+    name: {"task": task, "schedule": period, "options": {"expires": period * 0.9}}
+    for name, task, period in SCHEDULE
+}
+
+
+@app.task(name="wecom_provider.ping", ignore_result=False, soft_time_limit=5, time_limit=10)
+def ping(value: str) -> str:
+    """Return ``value`` unchanged: proves a round trip through broker, worker and backend."""
+    return value
