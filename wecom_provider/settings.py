@@ -220,3 +220,9 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# --- WeCom install pages ---------------------------------------------------------
+# Where admins' browsers install a suite (the simulator's URL in development and tests).
+WECOM_INSTALL_BASE = env_url(
+    "WECOM_INSTALL_BASE", default="https://open.work.weixin.qq.com", schemes=("http", "https")
+)

@@ -1,0 +1,87 @@
+"""The platform's one WeCom client per process, and token sources backed by tenants.
+
+Services get their facades here (`provider_api`, `suite_api`, `corp_api`): the
+token sources read tokens through tenants.credentials (cache, lock, database), so
+a token WeCom rejects is force-refreshed once by the client, single-flight.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from wecom_provider.wecom.client import CorpApi
+from wecom_provider.wecom.client import ProviderApi
+from wecom_provider.wecom.client import SuiteApi
+from wecom_provider.wecom.client import WeComClient
+from wecom_provider.wecom.endpoints import TokenKind
+
+_client: WeComClient | None = None
+_client_lock = threading.Lock()
+
+
+def wecom_client() -> WeComClient:
+    """Return this process's WeCom client (pointed at WECOM_API_BASE)."""
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = WeComClient(
+                    settings.WECOM_API_BASE,
+                    timeout=float(settings.WECOM_HTTP_TIMEOUT),
+                    on_call=_on_call,
+                )
+    return _client
+
+
+def _on_call(endpoint: str, errcode: int | None, duration: float) -> None:
+    from wecom_provider.observability import metrics
+
+    label = "transport" if errcode is None else str(errcode)
+    metrics.wecom_api_calls_total.labels(endpoint=endpoint, errcode=label).inc()
+    metrics.wecom_api_call_seconds.labels(endpoint=endpoint).observe(duration)
+
+
+def _reset_client(*, setting: str, **kwargs) -> None:
+    global _client
+    if setting in {"WECOM_API_BASE", "WECOM_HTTP_TIMEOUT"} and _client is not None:
+        _client.close()
+        _client = None
+
+
+setting_changed.connect(_reset_client)
+
+
+@dataclass
+class CredentialSource:
+    """A TokenSource reading one credential through tenants.credentials."""
+
+    kind: TokenKind
+    owner: object  # Provider, Suite or Authorization
+
+    def get(self) -> str:
+        from tenants import credentials
+
+        return credentials.token_get(self.owner).value
+
+    def refresh(self, rejected: str) -> str:
+        from tenants import credentials
+
+        return credentials.token_get(self.owner, rejected=rejected).value
+
+
+def provider_api(provider) -> ProviderApi:
+    return wecom_client().provider(CredentialSource(TokenKind.PROVIDER, provider))
+
+
+def suite_api(suite) -> SuiteApi:
+    return wecom_client().suite(CredentialSource(TokenKind.SUITE, suite))
+
+
+def corp_api(authorization) -> CorpApi:
+    return wecom_client().corp(
+        CredentialSource(TokenKind.CORP, authorization), corp_id=authorization.corp.corpid
+    )
