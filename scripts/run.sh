@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# `make run`: the whole platform in the foreground, on SQLite and a private Redis.
-# web (:8000), Celery worker and beat run until Ctrl-C; data lives under var/.
+# `make run`: the whole platform in the foreground, on SQLite and a private Redis, against
+# the WeCom simulator. web (:8000), Celery worker and beat, and the simulator (:9800) run
+# until Ctrl-C; data lives under var/ (the simulator's state in var/sandbox.json).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT_DIR"
 
 WEB_PORT="${WEB_PORT:-8000}"
 REDIS_PORT="${REDIS_PORT:-6390}"
+SANDBOX_PORT="${SANDBOX_PORT:-9800}"
+# Tickets every minute (WeCom: 10 minutes) so a newcomer sees them arrive.
+TICKET_INTERVAL="${TICKET_INTERVAL:-60}"
 
 ensure_venv requirements.txt
 ensure_redis
@@ -30,6 +34,8 @@ set +a
 export DJANGO_DEBUG=1
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$WEB_PORT}"
+export WECOM_API_BASE="${WECOM_API_BASE:-http://127.0.0.1:$SANDBOX_PORT}"
+export WECOM_INSTALL_BASE="${WECOM_INSTALL_BASE:-http://127.0.0.1:$SANDBOX_PORT}"
 
 PIDS=()
 cleanup() {
@@ -52,14 +58,21 @@ fi
 "$PY" manage.py runserver "127.0.0.1:$WEB_PORT" & PIDS+=($!)
 "$PY" -m celery -A wecom_provider worker -Q priority,default --concurrency 2 -l info & PIDS+=($!)
 "$PY" -m celery -A wecom_provider beat -s var/celerybeat-schedule -l info & PIDS+=($!)
+"$PY" manage.py wecom_sandbox --port "$SANDBOX_PORT" --callback-base "$PUBLIC_BASE_URL" \
+  --ticket-interval "$TICKET_INTERVAL" --snapshot var/sandbox.json & PIDS+=($!)
 
-sleep 2
+# Register the simulator's provider and suites, then (first run only) install its corps
+# and pay a license order, all through the real callback path.
+"$PY" manage.py sandbox_bootstrap --sandbox "$WECOM_API_BASE" --demo &
+
+sleep 3
 cat >&2 <<MSG
 
   wecom-provider is running.
-    admin:   $PUBLIC_BASE_URL/admin/
-    login:   admin / $ADMIN_PASSWORD
-    health:  $PUBLIC_BASE_URL/healthz  ·  $PUBLIC_BASE_URL/readyz
+    admin:     $PUBLIC_BASE_URL/admin/
+    login:     admin / $ADMIN_PASSWORD
+    health:    $PUBLIC_BASE_URL/healthz  ·  $PUBLIC_BASE_URL/readyz
+    simulator: $WECOM_API_BASE/sandbox/config (WeCom stand-in; control API under /sandbox/)
   Ctrl-C stops everything.
 
 MSG

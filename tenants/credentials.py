@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
@@ -151,8 +152,8 @@ def _from_cache(key: str) -> CredentialToken | None:
     return CredentialToken(
         owner_key=key,
         value_sealed=entry["sealed"],
-        expires_at=datetime.fromtimestamp(entry["exp"], tz=timezone.utc),
-        obtained_at=datetime.fromtimestamp(entry["obt"], tz=timezone.utc),
+        expires_at=datetime.fromtimestamp(entry["exp"], tz=UTC),
+        obtained_at=datetime.fromtimestamp(entry["obt"], tz=UTC),
     )
 
 
@@ -384,8 +385,8 @@ def _record_failure(row: CredentialToken, owner, exc: Exception, *, reason: str)
 def _observe(kind: str, outcome: str, seconds: float) -> None:
     from wecom_provider.observability import metrics
 
-    metrics.wecom_token_refresh_total.labels(kind=kind, outcome=outcome).inc()
-    metrics.wecom_token_refresh_seconds.labels(kind=kind).observe(seconds)
+    metrics.TOKEN_REFRESH_TOTAL.labels(kind=kind, outcome=outcome).inc()
+    metrics.TOKEN_REFRESH_SECONDS.labels(kind=kind).observe(seconds)
 
 
 def token_invalidate(owner) -> None:

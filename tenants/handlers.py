@@ -61,7 +61,8 @@ def handle_change_auth(event: messages.ChangeAuth) -> str:
     authorization = _authorization(event)
     if not authorization.is_active:
         return f"ignored: authorization is {authorization.status}"
-    services.authorization_sync(authorization=authorization)
+    key = f"change_auth:{event.suite_id}:{event.auth_corp_id}:{event.timestamp}"
+    services.authorization_sync(authorization=authorization, change_key=key)
     return "auth info refreshed"
 
 

@@ -8,6 +8,8 @@ only ever reached through the SealedSecret attribute next to it.
 
 from __future__ import annotations
 
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 
 from django.db import models
@@ -84,7 +86,7 @@ class Suite(models.Model):
         if self.suite_ticket_timestamp is None:
             return None
         now = now or timezone.now()
-        return now - timezone.datetime.fromtimestamp(self.suite_ticket_timestamp, tz=timezone.utc)
+        return now - datetime.fromtimestamp(self.suite_ticket_timestamp, tz=UTC)
 
     def ticket_is_stale(self, *, now=None) -> bool:
         age = self.ticket_age(now=now)
@@ -262,3 +264,27 @@ class CredentialToken(models.Model):
 
     def __str__(self) -> str:
         return self.owner_key
+
+
+class FeedEvent(models.Model):
+    """An event products read from ``/api/v1/events/`` (ordered by id, the cursor).
+
+    Written by services when something a product cares about happened: a tenant was
+    authorized, changed or cancelled; a license was paid, refunded, is expiring or an
+    unlicensed member showed up; contacts or external contacts changed. ``data`` holds
+    ids and facts only, never a secret or a code.
+    """
+
+    type = models.CharField(max_length=64, db_index=True)
+    suite = models.ForeignKey(Suite, null=True, blank=True, on_delete=models.CASCADE)
+    corp = models.ForeignKey(Corp, null=True, blank=True, on_delete=models.CASCADE)
+    data = models.JSONField(default=dict, blank=True)
+    # Makes publishing idempotent: the same source event yields one feed entry.
+    source_key = models.CharField(max_length=128, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"

@@ -21,20 +21,20 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tenants import credentials
+from tenants.feed import feed_publish
 from tenants.models import AuthCodeClaim
 from tenants.models import Authorization
 from tenants.models import AuthorizationHistory
 from tenants.models import Corp
 from tenants.models import CredentialToken
+from tenants.models import FeedEvent
 from tenants.models import Provider
 from tenants.models import Suite
 from tenants.wecom import corp_api
 from tenants.wecom import suite_api
-from wecom_provider.wecom.errors import WeComBusy
+from wecom_provider.wecom.errors import WeComApiError
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.errors import WeComRateLimited
-from wecom_provider.wecom.errors import WeComTransportError
 
 logger = logging.getLogger(__name__)
 
@@ -114,14 +114,15 @@ def suite_ticket_store(*, suite_id: str, ticket: str, timestamp: int) -> bool:
     """Store a pushed suite_ticket unless a newer one is stored; return True if stored.
 
     Compare-and-set on WeCom's TimeStamp: pushes can arrive out of order (retries,
-    replays), and an older ticket must never replace a newer one.
+    replays), and an older ticket must never replace a newer one. Two tickets of the
+    same second (a manual re-push) are both valid; the later arrival wins.
     """
     suite = Suite.objects.get(suite_id=suite_id)
     holder = Suite(suite_id=suite.suite_id)
     holder.suite_ticket = ticket
     stored = (
         Suite.objects.filter(pk=suite.pk)
-        .filter(Q(suite_ticket_timestamp__isnull=True) | Q(suite_ticket_timestamp__lt=timestamp))
+        .filter(Q(suite_ticket_timestamp__isnull=True) | Q(suite_ticket_timestamp__lte=timestamp))
         .update(
             suite_ticket_sealed=holder.suite_ticket_sealed,
             suite_ticket_timestamp=timestamp,
@@ -195,12 +196,17 @@ def authorization_install(
         return _await_claim(digest, wait=wait)
     try:
         grant = suite_api(suite).get_permanent_code(auth_code=auth_code)
-    except (WeComTransportError, WeComBusy, WeComRateLimited):
-        # The code may still be unused: release the claim so a retry can try again.
-        AuthCodeClaim.objects.filter(pk=claim.pk).delete()
+    except WeComApiError as exc:
+        if exc.retryable:
+            AuthCodeClaim.objects.filter(pk=claim.pk).delete()
+        else:
+            # WeCom refused the code (used, expired, foreign): final, never retried.
+            _fail_claim(claim, f"{type(exc).__name__} errcode={exc.errcode}")
         raise
-    except WeComError as exc:
-        _fail_claim(claim, f"{type(exc).__name__} errcode={exc.errcode}")
+    except BaseException:
+        # No answer from WeCom (transport, no suite token, a crash): the code may still
+        # be unused, so release the claim and let a retry try again.
+        AuthCodeClaim.objects.filter(pk=claim.pk).delete()
         raise
     with transaction.atomic():
         authorization = _authorization_upsert(suite=suite, grant=grant, source=source, state=state)
@@ -311,14 +317,17 @@ def _authorization_upsert(*, suite: Suite, grant: dict, source: str, state: str)
         authorization.installer_name = user.get("name", "") or ""
     authorization.state = (grant.get("state") or state or authorization.state)[:128]
     authorization.save()
-    AuthorizationHistory.objects.create(
+    entry = AuthorizationHistory.objects.create(
         authorization=authorization,
         action=action,
         from_status=previous,
         to_status=authorization.status,
         actor=source,
     )
-    # New permanent code: the stored corp token (if any) belongs to the old one.
+    _publish(authorization, entry)
+    # New permanent code: the stored corp token (if any) belongs to the old one. Drop
+    # the cached copy again after commit: a reader may have re-cached the old row between.
+    credentials.token_invalidate(authorization)
     transaction.on_commit(lambda: credentials.token_invalidate(authorization))
     credential = credentials.credential_row(authorization)
     CredentialToken.objects.filter(pk=credential.pk).update(refresh_enabled=True)
@@ -328,8 +337,42 @@ def _authorization_upsert(*, suite: Suite, grant: dict, source: str, state: str)
 # --- sync, suspend, cancel ---------------------------------------------------------------
 
 
-def authorization_sync(*, authorization: Authorization) -> Authorization:
-    """Re-read auth info (and the admin list) from WeCom; return the updated row."""
+FEED_TYPES = {
+    "authorized": "tenant.authorized",
+    "reauthorized": "tenant.authorized",
+    "permanent_code_reset": "tenant.changed",
+    "changed": "tenant.changed",
+    "suspended": "tenant.suspended",
+    "resumed": "tenant.resumed",
+    "cancelled": "tenant.cancelled",
+}
+
+
+def _publish(
+    authorization: Authorization, entry: AuthorizationHistory, *, source_key: str = ""
+) -> None:
+    feed_publish(
+        type=FEED_TYPES.get(entry.action, f"tenant.{entry.action}"),
+        source_key=source_key or f"authorization-history:{entry.pk}",
+        suite=authorization.suite,
+        corp=authorization.corp,
+        data={
+            "suite_id": authorization.suite.suite_id,
+            "corpid": authorization.corp.corpid,
+            "status": authorization.status,
+            "previous_status": entry.from_status,
+        },
+    )
+
+
+def authorization_sync(
+    *, authorization: Authorization, change_key: str | None = None
+) -> Authorization:
+    """Re-read auth info (and the admin list) from WeCom; return the updated row.
+
+    ``change_key``: WeCom told us something changed (change_auth, identified by this
+    key); record it once in the history and on the product feed.
+    """
     authorization = Authorization.objects.select_related("suite", "corp").get(pk=authorization.pk)
     try:
         info = suite_api(authorization.suite).get_auth_info(
@@ -362,6 +405,15 @@ def authorization_sync(*, authorization: Authorization) -> Authorization:
             locked.admin_list = admins
         locked.auth_info_synced_at = timezone.now()
         locked.save()
+        if change_key and not FeedEvent.objects.filter(source_key=change_key).exists():
+            entry = AuthorizationHistory.objects.create(
+                authorization=locked,
+                action="changed",
+                from_status=locked.status,
+                to_status=locked.status,
+                actor="callback",
+            )
+            _publish(locked, entry, source_key=change_key)
     return locked
 
 
@@ -378,7 +430,7 @@ def _transition(
         for key, value in fields.items():
             setattr(locked, key, value)
         locked.save()
-        AuthorizationHistory.objects.create(
+        entry = AuthorizationHistory.objects.create(
             authorization=locked,
             action=action,
             from_status=previous,
@@ -386,6 +438,7 @@ def _transition(
             actor=actor,
             detail={"reason": reason[:200]} if reason else {},
         )
+        _publish(locked, entry)
     authorization.refresh_from_db()
     return True
 

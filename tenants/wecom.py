@@ -41,8 +41,8 @@ def _on_call(endpoint: str, errcode: int | None, duration: float) -> None:
     from wecom_provider.observability import metrics
 
     label = "transport" if errcode is None else str(errcode)
-    metrics.wecom_api_calls_total.labels(endpoint=endpoint, errcode=label).inc()
-    metrics.wecom_api_call_seconds.labels(endpoint=endpoint).observe(duration)
+    metrics.API_CALLS_TOTAL.labels(endpoint=endpoint, errcode=label).inc()
+    metrics.API_CALL_SECONDS.labels(endpoint=endpoint).observe(duration)
 
 
 def _reset_client(*, setting: str, **kwargs) -> None:

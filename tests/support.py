@@ -11,9 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -53,24 +55,40 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=10)
 
+    def start(self) -> None:
+        """Start the server again on the same port (after ``stop()``); data starts empty."""
+        if self.process.poll() is None:
+            return
+        self.process = _spawn_redis(self.port, self.directory)
+        _wait_redis(self.port)
 
-@contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    """Yield a private, throwaway redis-server (the binary `make test` installs)."""
+
+def _spawn_redis(port: int, directory: str) -> subprocess.Popen:
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed (make test installs it)"
-    directory = tempfile.mkdtemp(prefix="wecom-redis-")
-    port = free_port()
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory, "--save", ""],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    server = RedisServer(port=port, process=process, directory=directory)
+
+
+def _wait_redis(port: int) -> None:
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
     try:
-        client = redis.Redis(port=port, socket_connect_timeout=0.2)
         wait_until(lambda: _pings(client), message="redis-server to start")
+    finally:
         client.close()
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    """Yield a private, throwaway redis-server (the binary `make test` installs)."""
+    directory = tempfile.mkdtemp(prefix="wecom-redis-")
+    port = free_port()
+    server = RedisServer(port=port, process=_spawn_redis(port, directory), directory=directory)
+    try:
+        _wait_redis(port)
         yield server
     finally:
         server.stop()
@@ -133,3 +151,220 @@ def celery_worker(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def database_url(settings_dict: dict) -> str:
+    """Return a ``postgres://`` URL for a Django connection's settings (e.g. the test DB)."""
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{quote(settings_dict['NAME'], safe='')}"
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def pg_bindir() -> str:
+    """Return the directory holding initdb / pg_ctl (as scripts/lib.sh `pg_bindir`)."""
+    given = os.environ.get("TEST_PG_BINDIR")
+    if given and Path(given, "initdb").exists():
+        return given
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parent.name.split(".")],
+    )
+    for candidate in reversed(candidates):
+        if (candidate / "initdb").exists():
+            return str(candidate)
+    found = shutil.which("initdb")
+    assert found, "PostgreSQL server binaries not found (make test installs them)"
+    return str(Path(found).parent)
+
+
+def _pg_user() -> str | None:
+    """The unprivileged user PostgreSQL runs as when we are root (it refuses root)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "wecom-pg"):
+        if subprocess.run(["id", name], capture_output=True, check=False).returncode == 0:
+            return name
+    subprocess.run(["useradd", "--system", "--no-create-home", "wecom-pg"], check=False)
+    return "wecom-pg"
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (trust auth, durability off) on 127.0.0.1."""
+
+    port: int
+    directory: str  # holds data/, the log and the socket
+    bindir: str
+    user: str | None  # run the binaries as this OS user (when we are root)
+
+    @property
+    def datadir(self) -> str:
+        return os.path.join(self.directory, "data")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.directory, "postgres.log")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        command = [os.path.join(self.bindir, args[0]), *args[1:]]
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        result = subprocess.run(
+            command, cwd=self.directory, capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed ({result.returncode}): {result.stderr[-2000:]}")
+
+    def init(self) -> None:
+        self._run(
+            "initdb",
+            "-D",
+            self.datadir,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            self.datadir,
+            "-l",
+            self.log_path,
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the cluster (``immediate``: like a crash, connections drop at once)."""
+        self._run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """Yield a private PostgreSQL cluster in a temp dir on a free port; removed at exit.
+
+    Never the suite's shared server: tests may stop and start this one at will.
+    """
+    directory = tempfile.mkdtemp(prefix="wecom-pg-")
+    user = _pg_user()
+    if user:
+        shutil.chown(directory, user=user)
+    os.chmod(directory, 0o700)
+    server = PostgresServer(port=free_port(), directory=directory, bindir=pg_bindir(), user=user)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- gunicorn -----------------------------------------------------------------------------
+
+
+@dataclass
+class GunicornServer:
+    port: int
+    process: subprocess.Popen
+    log_path: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def gunicorn_server(
+    env: dict[str, str], *, workers: int = 2, args: tuple[str, ...] = ()
+) -> Iterator[GunicornServer]:
+    """Run the platform under a real gunicorn (sync workers) on a free port.
+
+    ``env`` is the child's environment (see ``django_env``); output goes to a log file,
+    shown by ``log_tail()``. Ready once ``/healthz`` answers 200.
+    """
+    port = free_port()
+    log_fd, log_path = tempfile.mkstemp(prefix="wecom-gunicorn-", suffix=".log")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "wecom_provider.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--timeout",
+            "60",
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log_fd,
+        stderr=log_fd,
+        start_new_session=True,
+    )
+    os.close(log_fd)
+    server = GunicornServer(port=port, process=process, log_path=log_path)
+    try:
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{server.log_tail()}")
+            return _answers(f"{server.url}/healthz")
+
+        wait_until(up, timeout=30, interval=0.1, message="gunicorn to answer /healthz")
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        with contextlib.suppress(OSError):
+            os.unlink(log_path)

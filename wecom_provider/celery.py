@@ -20,7 +20,15 @@ app.autodiscover_tasks()
 MIN = 60
 # name, task, period (s). `expires` drops a tick that waited too long in a backed-up
 # queue instead of stacking it behind the next one.
-SCHEDULE: list[tuple[str, str, int]] = []
+SCHEDULE: list[tuple[str, str, int]] = [
+    ("tokens-refresh-due", "tenants.tokens_refresh_due", 1 * MIN),
+    ("authorizations-reconcile", "tenants.authorizations_reconcile", 30 * MIN),
+    ("callback-inbox-sweep", "callbacks.inbox_sweep", 30),  # the broker can lose messages
+    ("callback-inbox-prune", "callbacks.inbox_prune", 60 * MIN),
+    ("license-orders-poll", "licensing.orders_poll_due", 2 * MIN),
+    ("license-reconcile", "licensing.reconcile", 6 * 60 * MIN),
+    ("license-expiry-scan", "licensing.expiry_scan", 60 * MIN),
+]
 
 app.conf.beat_schedule = {
     name: {"task": task, "schedule": period, "options": {"expires": period * 0.9}}
@@ -32,3 +40,6 @@ app.conf.beat_schedule = {
 def ping(value: str) -> str:
     """Return ``value`` unchanged: proves a round trip through broker, worker and backend."""
     return value
+
+
+from wecom_provider.observability import celery_signals  # noqa: E402,F401  (connects the hooks)

@@ -65,7 +65,21 @@ def readyz(request: HttpRequest) -> JsonResponse:
         else:
             checks[name] = "ok"
     failing = [name for name, state in checks.items() if state != "ok"]
-    body = {"status": "unavailable" if failing else "ok", "checks": checks}
+    body: dict = {"status": "unavailable" if failing else "ok", "checks": checks}
     if failing:
         body["failing"] = failing
+    if checks["database"] == "ok":
+        # Detail, not a failure: a stale ticket stops new suite tokens, not this process.
+        body["suite_tickets"] = {"stale": stale_suite_tickets()}
     return JsonResponse(body, status=503 if failing else 200)
+
+
+def stale_suite_tickets() -> list[str]:
+    """Return the suite ids without a ticket in the last 20 minutes."""
+    from tenants.models import Suite
+
+    return [
+        suite.suite_id
+        for suite in Suite.objects.only("suite_id", "suite_ticket_timestamp")
+        if suite.ticket_is_stale()
+    ]

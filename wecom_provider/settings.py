@@ -20,6 +20,8 @@ from wecom_provider.env import env_secret
 from wecom_provider.env import env_str
 from wecom_provider.env import env_url
 from wecom_provider.env import parse_database_url
+from wecom_provider.observability.net import parse_networks
+from wecom_provider.observability.redaction import remember_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -51,12 +53,14 @@ PUBLIC_BASE_URL = env_url(
 )
 _public = urlsplit(PUBLIC_BASE_URL)
 
-ALLOWED_HOSTS = env_list(
-    "DJANGO_ALLOWED_HOSTS",
-    default=["localhost", "127.0.0.1", "[::1]", _public.hostname or "localhost"]
-    if DEBUG
-    else [_public.hostname or ""],
-)
+# The public host, plus loopback for health checks and scrapes from inside the host or
+# container. An empty DJANGO_ALLOWED_HOSTS counts as unset.
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=[]) or [
+    _public.hostname or "localhost",
+    "localhost",
+    "127.0.0.1",
+    "[::1]",
+]
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 
 # --- applications --------------------------------------------------------------
@@ -77,12 +81,15 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log line of the request (and early answers) carries the request id.
+    "wecom_provider.observability.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "wecom_provider.observability.admin_throttle.AdminLoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -153,17 +160,57 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # No task is ever scheduled further out than this; the broker's visibility timeout
 # (after which Redis redelivers an unacked message) must stay well above it.
 CELERY_MAX_COUNTDOWN = 30 * 60
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 2 * 60 * 60,
+    # A publish to a dead broker must fail in milliseconds, not block the request for the
+    # default 4 s connect timeout plus back-off (the callback view publishes after commit,
+    # and WeCom gives up after 5 s). Workers reconnect on their own.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_RESULT_EXPIRES = 60 * 60
 CELERY_TIMEZONE = "UTC"
 
 # --- DRF / OpenAPI -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # API keys only (Authorization: Bearer wcp_…); no session auth, so no CSRF surface.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per-client fixed window in Redis (API_RATE_LIMIT_PER_MINUTE or the client's own).
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ClientRateThrottle"],
+    "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.URLPathVersioning",
+    "DEFAULT_VERSION": "v1",
+    "ALLOWED_VERSIONS": ["v1"],
+    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "wecom-provider internal API",
+    "DESCRIPTION": "Tenants, corp access tokens, JS-SDK signatures, licenses and events for "
+    "internal products. Authenticate with `Authorization: Bearer <key>`. Every error is "
+    '`{"error": {"code", "message", "details"}}`.',
     "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs are public: they describe the API, not any tenant.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AuthorizationStatusEnum": "tenants.models.Authorization.Status",
+        "LicenseOrderStatusEnum": "licensing.models.OrderStatus",
+        "LicenseAccountStatusEnum": "licensing.models.AccountStatus",
+        "LicenseAccountTypeEnum": "licensing.models.AccountType",
+        "SuiteKindEnum": "tenants.models.Suite.Kind",
+        "JsapiTicketKindEnum": "api.models.JsapiTicket.Kind",
+    },
 }
 
 # --- auth, i18n, static ------------------------------------------------------------
@@ -179,6 +226,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# A missing manifest entry falls back to the plain file name instead of a 500: tests and
+# `make run` serve static files without collectstatic; the image runs collectstatic.
+WHITENOISE_MANIFEST_STRICT = False
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -192,37 +242,117 @@ STORAGES = {
 _https = _public.scheme == "https"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=_https and not DEBUG)
+# Probes and scrapers call these over plain HTTP inside the network; a redirect to
+# https://<internal address> would only make them fail.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # only the admin's server-rendered forms use the token
+SESSION_COOKIE_AGE = 12 * 60 * 60  # an ops console session lasts a working day, not two weeks
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", default=0, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+# Sent only once DJANGO_HSTS_SECONDS is set. The platform normally has a host of its own,
+# so covering its subdomains costs nothing; set 0 when PUBLIC_BASE_URL is a shared apex.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Preload-list submission is the domain owner's decision for the whole registrable
+# domain, not this service's; DJANGO_HSTS_PRELOAD=1 opts in.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Reverse proxies in front of the app that append to X-Forwarded-For. 0: use REMOTE_ADDR
+# (and refuse network-based /metrics access to proxied requests). Used for the admin
+# login throttle and the /metrics allow-list.
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", default=0, minimum=0)
+
+# Failed admin logins per (client address, username) before 429, and the window (s).
+ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", default=5, minimum=1)
+ADMIN_LOGIN_FAILURE_WINDOW = env_int("ADMIN_LOGIN_FAILURE_WINDOW", default=5 * 60, minimum=1)
+
+# /metrics: a bearer token (optional) or a client network in the allow-list.
+METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+parse_networks("METRICS_ALLOWED_NETWORKS", METRICS_ALLOWED_NETWORKS)  # fail fast if malformed
+# Celery workers count task outcomes and token refreshes in their own processes; with a
+# port set, the worker serves them at http://WORKER_METRICS_ADDR:PORT/ (no auth: keep it
+# on a private network). 0 = off.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", default=0, minimum=0)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1")
 
 # --- logging -------------------------------------------------------------------
+# Every handler stamps records with the request/task and tenant ids and scrubs secrets
+# (wecom_provider.observability.logs); filters sit on the handlers so they cover every
+# logger that reaches one: ours, django.request, celery, gunicorn.
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json").lower()
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain")
+_log_handler = {
+    "class": "logging.StreamHandler",
+    "stream": sys.stderr,
+    "formatter": LOG_FORMAT,
+    "filters": ["context", "redact"],  # context first: redaction must see the final record
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "wecom_provider.observability.logs.ContextFilter"},
+        "redact": {"()": "wecom_provider.observability.logs.RedactingFilter"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "wecom_provider.observability.logs.JsonFormatter"},
+        "plain": {"()": "wecom_provider.observability.logs.PlainFormatter"},
     },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": "plain"},
-    },
+    "handlers": {"console": _log_handler},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Replace Django's default handlers: its console handler would print DEBUG lines
+        # twice, and mail_admins would e-mail raw tracebacks with local variables.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.server": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # gunicorn configures these before loading the app; Django's dictConfig then swaps
+        # their handlers for ours (the access line holds query strings: auth_code, …).
+        "gunicorn.error": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # httpx logs full URLs at INFO, and WeCom puts tokens in query strings.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
     },
 }
+# Secrets known at startup are scrubbed from logs by value too (exception texts, reprs).
+for _secret in (
+    SECRET_KEY,
+    METRICS_TOKEN,
+    DATABASES["default"].get("PASSWORD", ""),
+    *(part.partition(":")[2] for part in FIELD_ENCRYPTION_KEYS.split(",")),
+):
+    remember_secret(_secret)
 
 # --- WeCom install pages ---------------------------------------------------------
 # Where admins' browsers install a suite (the simulator's URL in development and tests).
 WECOM_INSTALL_BASE = env_url(
     "WECOM_INSTALL_BASE", default="https://open.work.weixin.qq.com", schemes=("http", "https")
 )
+
+# --- licenses ---------------------------------------------------------------------
+LICENSE_RECONCILE_DAYS = env_int("LICENSE_RECONCILE_DAYS", default=365, minimum=1)
+LICENSE_EXPIRY_WARNING_DAYS = env_int("LICENSE_EXPIRY_WARNING_DAYS", default=30, minimum=1)
+
+# --- callbacks -------------------------------------------------------------------
+CALLBACK_MAX_BODY_BYTES = env_int("CALLBACK_MAX_BODY_BYTES", default=64 * 1024, minimum=1024)
+# WeCom's query timestamp must be this close to our clock (seconds, either way).
+CALLBACK_TIMESTAMP_TOLERANCE = env_int("CALLBACK_TIMESTAMP_TOLERANCE", default=300, minimum=1)
+CALLBACK_RETENTION_DAYS = env_int("CALLBACK_RETENTION_DAYS", default=30, minimum=1)
+
+# --- internal REST API (/api/v1/) ------------------------------------------------------
+# Requests per minute per API client unless the client has its own limit.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", default=600, minimum=1)
+# The event feed holds back events younger than this, so its id cursor never skips one
+# whose transaction committed late.
+API_EVENTS_SETTLE_SECONDS = env_int("API_EVENTS_SETTLE_SECONDS", default=2, minimum=0)

@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.urls import include
 from django.urls import path
 
 from wecom_provider import health
+from wecom_provider.observability.views import metrics_view
 
 admin.site.site_header = "wecom-provider operations"
 admin.site.site_title = "wecom-provider"
@@ -9,5 +11,8 @@ admin.site.site_title = "wecom-provider"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    path("callbacks/", include("callbacks.urls")),
+    path("", include("tenants.urls")),
 ]

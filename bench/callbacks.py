@@ -1,0 +1,277 @@
+"""Benchmark: the callback URL under gunicorn + PostgreSQL, against a bare Django view.
+
+Run with `.venv/bin/python bench/callbacks.py` (`make bench` runs it too). Not part of
+the test suite. Needs the PostgreSQL and Redis binaries `make test` installs: it starts
+throwaway servers (or uses BENCH_DATABASE_URL / BENCH_REDIS_URL), migrates, registers
+a suite and serves the platform with gunicorn (sync workers; Redis up, no Celery worker,
+so each callback also publishes its task, as in production).
+
+A load generator in a second process (bench/support/loadgen.py) sends distinct, validly
+encrypted change_contact callbacks:
+
+* open loop at a fixed rate (100/s for 20 s): p50 / p99 latency, measured from each
+  request's scheduled start. Target: p99 ≤ 100 ms.
+* closed loop (N clients back to back): maximum throughput.
+
+Both run against the callback URL and against a bare view returning ``success`` behind
+the same gunicorn and middleware (bench/support/urls.py, bench-only). Target: the
+callback URL keeps at least half of the bare view's throughput (ratio ≥ 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.support.servers import Stores  # noqa: E402
+from bench.support.servers import cpu_seconds  # noqa: E402
+from bench.support.servers import stores  # noqa: E402
+from tests.support import django_env  # noqa: E402
+from tests.support import gunicorn_server  # noqa: E402
+
+PROVIDER = "wwbenchprovider"
+SUITE_ID = "wwbenchsuite0001"
+CORPID = "wpbenchcorp0001"
+TOKEN = "benchToken"
+AES_KEY = base64.b64encode(b"bench-callbacks-aes-key-32-bytes").decode()[:43]
+
+
+def platform_env(database_url: str, redis_url: str) -> dict[str, str]:
+    return django_env(
+        DJANGO_SETTINGS_MODULE="bench.support.settings",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=redis_url,
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="bench-" + base64.b64encode(os.urandom(32)).decode(),
+        FIELD_ENCRYPTION_KEYS="bench1:" + base64.b64encode(os.urandom(32)).decode(),
+        PUBLIC_BASE_URL="http://127.0.0.1",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+
+
+def prepare(env: dict[str, str]) -> None:
+    manage(env, "migrate", "--noinput")
+    secrets = {
+        "WECOM_PROVIDER_CORPID": PROVIDER,
+        "WECOM_PROVIDER_SECRET": "bench-provider-secret",
+        "WECOM_PROVIDER_TOKEN": TOKEN,
+        "WECOM_PROVIDER_AES_KEY": AES_KEY,
+        "WECOM_SUITE_ID": SUITE_ID,
+        "WECOM_SUITE_SECRET": "bench-suite-secret",
+        "WECOM_SUITE_TOKEN": TOKEN,
+        "WECOM_SUITE_AES_KEY": AES_KEY,
+    }
+    manage({**env, **secrets}, "register_provider")
+    manage({**env, **secrets}, "register_suite")
+
+
+def load(servers: Stores, web, path: str, tag: str, **spec) -> dict:
+    """Run one load generator process; return its figures, with CPU ms per request."""
+    spec = {
+        "host": "127.0.0.1",
+        "port": web.port,
+        "path": path,
+        "suite_id": SUITE_ID,
+        "token": TOKEN,
+        "aes_key": AES_KEY,
+        "corpid": CORPID,
+        "tag": tag + os.urandom(3).hex(),
+        "warmup": 40,
+        **spec,
+    }
+    roots = {
+        "gunicorn": web.process.pid,
+        "postgres": servers.postmaster_pid,
+        "redis": servers.redis_pid,
+    }
+    before = {name: cpu_seconds(pid) for name, pid in roots.items()}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "support" / "loadgen.py"), json.dumps(spec)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        sys.exit(f"load generator failed:\n{result.stderr[-3000:]}")
+    figures = json.loads(result.stdout)
+    # Server CPU covers the warm-up too: divide by every request the servers answered.
+    figures["cpu_ms"] = {
+        name: (cpu_seconds(pid) - before[name]) * 1000 / max(1, figures["requests"])
+        for name, pid in roots.items()
+    }
+    figures["cpu_ms"]["loadgen"] = figures["loadgen_cpu_ms"]
+    return figures
+
+
+def describe(label: str, figures: dict) -> str:
+    errors = sum(figures["errors"].values())
+    line = (
+        f"  {label:<28} {figures['ok']:>6} ok  {figures['throughput']:>8.1f}/s  "
+        f"p50 {figures['p50']:>7.2f} ms  p99 {figures['p99']:>7.2f} ms  "
+        f"max {figures['max_ms']:>7.2f} ms"
+    )
+    if errors:
+        line += f"  ERRORS {figures['errors']}"
+    return line
+
+
+def inbox_rows(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        return conn.execute("SELECT count(*) FROM callbacks_callbackevent").fetchone()[0]
+
+
+def combine(rounds: list[dict]) -> dict:
+    """Merge closed-loop rounds: counts and time add up; latency figures are the worst."""
+    ok = sum(r["ok"] for r in rounds)
+    duration = sum(r["duration"] for r in rounds)
+    errors: dict[str, int] = {}
+    for r in rounds:
+        for key, count in r["errors"].items():
+            errors[key] = errors.get(key, 0) + count
+    return {
+        "ok": ok,
+        "duration": duration,
+        "throughput": ok / duration if duration else 0.0,
+        "errors": errors,
+        **{key: max(r[key] for r in rounds) for key in ("p50", "p90", "p99", "max_ms")},
+        "cpu_ms": {
+            name: sum(r["cpu_ms"][name] * r["ok"] for r in rounds) / max(1, ok)
+            for name in rounds[0]["cpu_ms"]
+        },
+    }
+
+
+def profile(args) -> int:
+    import pstats
+
+    directory = Path(args.profile).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    closed_spec = {
+        "mode": "closed",
+        "concurrency": args.concurrency,
+        "duration": args.round_duration * args.rounds,
+        "max_requests": int(2000 * args.round_duration * args.rounds),
+    }
+    config = str(ROOT / "bench" / "support" / "gunicorn_profile.py")
+    with stores() as servers:
+        env = platform_env(servers.database_url, servers.redis_url)
+        env["BENCH_PROFILE_DIR"] = str(directory)
+        prepare(env)
+        with gunicorn_server(env, workers=args.workers, args=("-c", config)) as web:
+            figures = load(
+                servers, web, f"/callbacks/suite/{SUITE_ID}/command/", "p", **closed_spec
+            )
+    print(describe("callback URL (profiled)", figures))
+    files = sorted(str(f) for f in directory.glob("worker-*.prof"))
+    if not files:
+        print("no profile written (workers did not exit cleanly)")
+        return 1
+    stats = pstats.Stats(*files)
+    stats.sort_stats("cumulative").print_stats(40)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--rate", type=float, default=100, help="open-loop callbacks per second")
+    parser.add_argument("--duration", type=float, default=20, help="open-loop seconds")
+    parser.add_argument("--concurrency", type=int, default=8, help="closed-loop clients")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="closed-loop rounds, callback and bare alternating"
+    )
+    parser.add_argument("--round-duration", type=float, default=5, help="seconds per round")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="instead: profile the workers (cProfile, CPU time) under closed-loop callbacks, "
+        "write DIR/worker-<pid>.prof and print the top functions",
+    )
+    args = parser.parse_args()
+    if args.profile:
+        return profile(args)
+
+    callback_path = f"/callbacks/suite/{SUITE_ID}/command/"
+    bare_path = "/bench/bare/"
+    print(
+        f"callbacks: gunicorn {args.workers} sync workers, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}; open loop {args.rate:g}/s × {args.duration:g} s; "
+        f"closed loop {args.concurrency} clients, {args.rounds} × {args.round_duration:g} s"
+    )
+    open_spec = {"mode": "open", "rate": args.rate, "duration": args.duration}
+    closed_spec = {
+        "mode": "closed",
+        "concurrency": args.concurrency,
+        "duration": args.round_duration,
+        "max_requests": int(4000 * args.round_duration),
+    }
+    with stores() as servers:
+        env = platform_env(servers.database_url, servers.redis_url)
+        prepare(env)
+        rows_before = inbox_rows(servers.database_url)
+        with gunicorn_server(env, workers=args.workers) as web:
+            callback_open = load(servers, web, callback_path, "o", **open_spec)
+            bare_open = load(servers, web, bare_path, "b", **open_spec)
+            # Alternate short rounds: a machine whose background load drifts hits both alike.
+            callback_rounds, bare_rounds = [], []
+            for n in range(args.rounds):
+                callback_rounds.append(load(servers, web, callback_path, f"c{n}", **closed_spec))
+                bare_rounds.append(load(servers, web, bare_path, f"d{n}", **closed_spec))
+            log = web.log_tail(3000)
+        stored = inbox_rows(servers.database_url) - rows_before
+    callback_closed, bare_closed = combine(callback_rounds), combine(bare_rounds)
+
+    print(f"open loop, {args.rate:g}/s (latency from the scheduled send):")
+    print(describe("callback URL", callback_open))
+    print(describe("bare view", bare_open))
+    print(f"closed loop, {args.concurrency} clients:")
+    print(describe("callback URL", callback_closed))
+    print(describe("bare view", bare_closed))
+    per_round = [
+        c["throughput"] / b["throughput"] for c, b in zip(callback_rounds, bare_rounds, strict=True)
+    ]
+
+    sent = callback_open["ok"] + callback_closed["ok"]
+    ratio = callback_closed["throughput"] / bare_closed["throughput"]
+    p99 = callback_open["p99"]
+    print(f"inbox rows stored: {stored} (callbacks answered success, warm-up excluded: {sent})")
+    print(f"p99 at {args.rate:g}/s: {p99:.2f} ms (target ≤ 100 ms)")
+    print(
+        f"throughput ratio callback/bare: {ratio:.2f} (target ≥ 0.5; per round "
+        + ", ".join(f"{r:.2f}" for r in per_round)
+        + f"); load average now {os.getloadavg()[0]:.1f}"
+    )
+    print("CPU per request (ms, closed loop; independent of other load on the machine):")
+    for label, f in (("callback URL", callback_closed), ("bare view", bare_closed)):
+        parts = "  ".join(f"{name} {ms:.2f}" for name, ms in f["cpu_ms"].items())
+        print(f"  {label:<28} {parts}  total {sum(f['cpu_ms'].values()):.2f}")
+    figures = [callback_open, bare_open, *callback_rounds, *bare_rounds]
+    errors = sum(sum(f["errors"].values()) for f in figures)
+    if errors:
+        print(f"{errors} request(s) failed; gunicorn log tail:\n{log}")
+    return 1 if errors or stored < sent else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

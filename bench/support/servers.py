@@ -1,0 +1,91 @@
+"""Throwaway PostgreSQL and Redis for benchmarks, or the ones named by the environment.
+
+BENCH_DATABASE_URL / BENCH_REDIS_URL: use these servers (the bench writes inbox rows
+there, so never point them at data you care about). Otherwise a private PostgreSQL
+cluster and redis-server are started from the binaries `make test` installs and
+removed at exit (tests/support.py does the work, as for the resilience tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support import postgres_server  # noqa: E402
+from tests.support import redis_server  # noqa: E402
+
+
+@dataclass
+class Stores:
+    database_url: str
+    redis_url: str
+    postmaster_pid: int | None = None  # None: not ours (BENCH_DATABASE_URL)
+    redis_pid: int | None = None
+
+
+@contextlib.contextmanager
+def stores() -> Iterator[Stores]:
+    """Yield the database and Redis URLs (and the pids of servers we started)."""
+    with contextlib.ExitStack() as stack:
+        found = Stores(
+            os.environ.get("BENCH_DATABASE_URL", ""), os.environ.get("BENCH_REDIS_URL", "")
+        )
+        if not found.database_url:
+            pg = stack.enter_context(postgres_server())
+            found.database_url = pg.url()
+            pid_file = Path(pg.datadir, "postmaster.pid").read_text()
+            found.postmaster_pid = int(pid_file.split()[0])
+        if not found.redis_url:
+            redis = stack.enter_context(redis_server())
+            found.redis_url, found.redis_pid = redis.url, redis.process.pid
+        yield found
+
+
+# --- CPU accounting (Linux /proc) ------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: split after its closing parenthesis.
+    return [str(pid), "comm", *raw[raw.rindex(")") + 2 :].split()]
+
+
+def family(root: int) -> list[int]:
+    """Return ``root`` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(int(entry))):
+            children.setdefault(int(fields[3]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(root: int | None) -> float:
+    """CPU time (user + system) used so far by ``root`` and its descendants.
+
+    A live process counts its own time plus that of its children that exited and were
+    reaped (cutime, cstime): PostgreSQL backends and gunicorn workers come and go.
+    """
+    if root is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in family(root):
+        if fields := _stat(pid):
+            total += sum(int(f) for f in fields[13:17])
+    return total / ticks

@@ -1,0 +1,408 @@
+"""Ingest (the request path), processing, sweeping, replay and retention of callbacks.
+
+The request path verifies, decrypts, stores one row and answers: no WeCom call, no
+task execution, and no dependency on Redis (enqueueing is best effort after the
+commit; the sweeper catches up). A row that cannot be committed makes the answer an
+error, never ``success``, so WeCom retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db import IntegrityError
+from django.db import transaction
+from django.db.models import F
+from django.db.models import Q
+from django.utils import timezone
+
+from callbacks.models import CallbackEvent
+from callbacks.models import CallbackRejection
+from callbacks.routes import Route
+from callbacks.routes import route_for
+from tenants.models import Authorization
+from wecom_provider.wecom import messages
+from wecom_provider.wecom.crypto import CallbackCryptoError
+from wecom_provider.wecom.crypto import InvalidSignature
+from wecom_provider.wecom.crypto import ReceiveIdMismatch
+
+logger = logging.getLogger(__name__)
+
+# Auth codes expire in 10 minutes: these rows jump the queue.
+PRIORITY_TYPES = frozenset({"create_auth", "reset_permanent_code"})
+# A claimed row untouched this long belongs to a worker that died.
+STALE_PROCESSING = timedelta(minutes=5)
+# Rows the request already enqueued get this long before the sweeper enqueues them again.
+SWEEP_GRACE = timedelta(seconds=30)
+MAX_ATTEMPTS = 8
+
+
+class Rejected(Exception):
+    """The callback is refused; ``reason`` is a metric label, ``status`` the HTTP code."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Stored:
+    event_id: int
+    duplicate: bool
+
+
+# --- ingest -----------------------------------------------------------------------------
+
+
+def _route(endpoint: str, route_id: str) -> Route:
+    try:
+        route = route_for(endpoint, route_id)
+    except DatabaseError:
+        raise  # the view answers 503: WeCom must retry
+    if route is None:
+        raise Rejected("unknown_route", 404)
+    return route
+
+
+def _check_timestamp(timestamp: str) -> None:
+    try:
+        sent = int(timestamp)
+    except (TypeError, ValueError):
+        raise Rejected("stale_timestamp", 403) from None
+    if abs(time.time() - sent) > settings.CALLBACK_TIMESTAMP_TOLERANCE:
+        raise Rejected("stale_timestamp", 403)
+
+
+def _signed_params(query) -> tuple[str, str, str]:
+    signature = query.get("msg_signature", "")
+    timestamp = query.get("timestamp", "")
+    nonce = query.get("nonce", "")
+    if (
+        not (signature and timestamp and nonce)
+        or max(map(len, (signature, timestamp, nonce))) > 128
+    ):
+        raise Rejected("bad_signature", 403)
+    return signature, timestamp, nonce
+
+
+def callback_verify_url(*, endpoint: str, route_id: str, query) -> str:
+    """Return the echostr plaintext for WeCom's GET URL verification."""
+    route = _route(endpoint, route_id)
+    signature, timestamp, nonce = _signed_params(query)
+    # Query parsing may have turned '+' into ' ' (protocol §7.2): the crypto restores it.
+    echostr = query.get("echostr", "")
+    if not echostr:
+        raise Rejected("malformed", 400)
+    _check_timestamp(timestamp)
+    try:
+        return route.crypto.verify_url(
+            signature, timestamp, nonce, echostr, receive_ids=route.get_receive_ids()
+        )
+    except InvalidSignature:
+        raise Rejected("bad_signature", 403) from None
+    except ReceiveIdMismatch:
+        raise Rejected("receive_id_mismatch", 403) from None
+    except CallbackCryptoError:
+        raise Rejected("bad_ciphertext", 403) from None
+
+
+def callback_ingest(
+    *, endpoint: str, route_id: str, query, body: bytes, started: float | None = None
+) -> Stored:
+    """Verify, decrypt and store one POSTed callback; return the stored row's id.
+
+    Raises Rejected (nothing stored) or DatabaseError (nothing stored; answer 503).
+    """
+    if len(body) > settings.CALLBACK_MAX_BODY_BYTES:
+        raise Rejected("too_large", 413)
+    try:
+        envelope = messages.parse_envelope(body, max_bytes=settings.CALLBACK_MAX_BODY_BYTES)
+    except messages.MessageError:
+        raise Rejected("malformed", 400) from None
+    route = _route(endpoint, route_id)
+    signature, timestamp, nonce = _signed_params(query)
+    # Signature first (constant time, inside the crypto), then freshness, then decrypt.
+    try:
+        route.crypto.check_signature(signature, timestamp, nonce, envelope.encrypt)
+    except InvalidSignature:
+        raise Rejected("bad_signature", 403) from None
+    _check_timestamp(timestamp)
+    accepted = route.post_receive_ids(envelope.to_user_name)
+    try:
+        plaintext, receive_id = route.crypto.decrypt_with_receive_id(
+            signature,
+            timestamp,
+            nonce,
+            envelope.encrypt,
+            receive_ids=accepted if accepted is not None else {envelope.to_user_name},
+        )
+    except ReceiveIdMismatch:
+        raise Rejected("receive_id_mismatch", 403) from None
+    except CallbackCryptoError:
+        raise Rejected("bad_ciphertext", 403) from None
+    try:
+        event = messages.parse_event(plaintext)
+    except messages.MessageError:
+        raise Rejected("bad_payload", 400) from None
+    if accepted is None and not _corp_may_send(route, receive_id):
+        raise Rejected("receive_id_mismatch", 403)
+    return _store(route, receive_id, plaintext, event, started=started)
+
+
+def _corp_may_send(route: Route, corpid: str) -> bool:
+    """Data URL: the receive id must be a corp that authorized (or is authorizing) the suite."""
+    if not corpid:
+        return False
+    if Authorization.objects.filter(suite__suite_id=route.suite_id, corp__corpid=corpid).exists():
+        return True
+    # A create_auth still in the inbox: the corp is not known until it is processed.
+    return CallbackEvent.objects.filter(
+        suite_id=route.suite_id,
+        info_type="create_auth",
+        status__in=[CallbackEvent.Status.PENDING, CallbackEvent.Status.PROCESSING],
+    ).exists()
+
+
+def _dedupe_key(route: Route, receive_id: str, plaintext: str) -> str:
+    # WeCom's retries re-encrypt the same payload (new random prefix, new Encrypt), so
+    # the key is built from the plaintext, which retries repeat byte for byte.
+    material = f"{route.endpoint}|{route.route_id}|{receive_id}|{plaintext.strip()}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _store(
+    route: Route, receive_id: str, plaintext: str, event: messages.Event, *, started: float | None
+) -> Stored:
+    row = CallbackEvent(
+        endpoint=route.endpoint,
+        route_id=route.route_id,
+        receive_id=receive_id[:128],
+        info_type=(event.info_type or "")[:64],
+        change_type=(event.change_type or "")[:64],
+        suite_id=(event.suite_id or route.suite_id or "")[:64],
+        corp_id=(event.auth_corp_id or "")[:128],
+        event_timestamp=event.timestamp,
+        dedupe_key=_dedupe_key(route, receive_id, plaintext),
+        priority=event.info_type in PRIORITY_TYPES,
+        # Time from receiving the request to storing it (the commit adds a little).
+        ack_ms=(time.perf_counter() - started) * 1000 if started is not None else None,
+    )
+    row.payload = plaintext
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        # A retry or replay of a stored callback: acknowledge, store nothing new.
+        CallbackEvent.objects.filter(dedupe_key=row.dedupe_key).update(
+            duplicates=F("duplicates") + 1
+        )
+        existing = CallbackEvent.objects.only("id").get(dedupe_key=row.dedupe_key)
+        return Stored(existing.pk, duplicate=True)
+    transaction.on_commit(lambda: enqueue(row.pk, priority=row.priority))
+    return Stored(row.pk, duplicate=False)
+
+
+def rejection_record(*, endpoint: str, reason: str) -> None:
+    """Count a rejection in this minute's bucket (best effort: never fails the answer)."""
+    minute = timezone.now().replace(second=0, microsecond=0)
+    try:
+        with transaction.atomic():
+            updated = CallbackRejection.objects.filter(
+                minute=minute, endpoint=endpoint, reason=reason
+            ).update(count=F("count") + 1)
+            if not updated:
+                CallbackRejection.objects.create(
+                    minute=minute, endpoint=endpoint, reason=reason, count=1
+                )
+    except IntegrityError:
+        CallbackRejection.objects.filter(minute=minute, endpoint=endpoint, reason=reason).update(
+            count=F("count") + 1
+        )
+    except DatabaseError:
+        logger.warning("could not count a %s rejection", reason)
+
+
+# --- enqueueing (best effort) ---------------------------------------------------------------
+
+_broker_down_until = 0.0
+BROKER_BACKOFF = 10.0  # s: after a failed publish, leave the broker alone for this long
+
+
+def enqueue(event_id: int, *, priority: bool, countdown: float | None = None) -> bool:
+    """Hand a row to a worker; return False (row stays pending for the sweeper) on failure.
+
+    A circuit breaker keeps a dead broker from slowing every callback down: after one
+    failure, publishing is skipped for BROKER_BACKOFF seconds.
+    """
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        return False
+    from callbacks.tasks import process_callback
+
+    try:
+        process_callback.apply_async(
+            args=[event_id],
+            queue="priority" if priority else "default",
+            countdown=countdown,
+            retry=False,
+        )
+    except Exception as exc:
+        _broker_down_until = time.monotonic() + BROKER_BACKOFF
+        logger.warning("broker unavailable (%s); the sweeper will dispatch", type(exc).__name__)
+        return False
+    return True
+
+
+# --- processing -----------------------------------------------------------------------------
+
+
+def _backoff(attempts: int) -> timedelta:
+    base = min(600, 10 * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))
+
+
+def callback_process(*, event_id: int) -> str | None:
+    """Process one inbox row if it is due; return its new status (None if not claimed).
+
+    Claiming is a conditional UPDATE, so two workers (a redelivery, the sweeper's
+    duplicate) cannot both run the handler; a handler running twice after a crash is
+    fine too, handlers are idempotent.
+    """
+    from callbacks.dispatch import TRANSIENT_ERRORS
+    from callbacks.dispatch import dispatch
+
+    now = timezone.now()
+    claimed = (
+        CallbackEvent.objects.filter(pk=event_id, status=CallbackEvent.Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(status=CallbackEvent.Status.PROCESSING, claimed_at=now, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        return None
+    row = CallbackEvent.objects.get(pk=event_id)
+    started = time.monotonic()
+    updates: dict = {}
+    try:
+        event = messages.parse_event(row.payload)
+        outcome = dispatch(event, row)
+    except TRANSIENT_ERRORS as exc:
+        error = _describe(exc)
+        if row.attempts >= MAX_ATTEMPTS:
+            updates = {"status": CallbackEvent.Status.FAILED, "last_error": error}
+        else:
+            updates = {
+                "status": CallbackEvent.Status.PENDING,
+                "last_error": error,
+                "next_attempt_at": timezone.now() + _backoff(row.attempts),
+                "dispatched_at": None,
+            }
+        logger.warning("callback %s attempt %s failed transiently: %s", row.pk, row.attempts, error)
+    except Exception as exc:
+        updates = {"status": CallbackEvent.Status.FAILED, "last_error": _describe(exc)}
+        logger.warning("callback %s (%s) failed: %s", row.pk, row.info_type, updates["last_error"])
+    else:
+        updates = {
+            "status": outcome.status,
+            "result": outcome.result[:300],
+            "last_error": "",
+            "processed_at": timezone.now(),
+        }
+    updates["duration_ms"] = (time.monotonic() - started) * 1000
+    CallbackEvent.objects.filter(pk=row.pk, status=CallbackEvent.Status.PROCESSING).update(
+        **updates
+    )
+    return updates["status"]
+
+
+def _describe(exc: BaseException) -> str:
+    # Our exceptions and WeCom's (scrubbed) carry ids and errcodes, never secrets.
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+# --- sweeping, replay, retention -----------------------------------------------------------
+
+
+def inbox_sweep(*, limit: int = 500) -> int:
+    """Enqueue rows left pending (broker down, lost message, dead worker); return the count.
+
+    ``FOR UPDATE SKIP LOCKED``: two beats sweeping at once take disjoint rows.
+    """
+    now = timezone.now()
+    due = (
+        Q(status=CallbackEvent.Status.PENDING)
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - SWEEP_GRACE))
+        # Fresh rows were enqueued by the request itself; retries are due at once.
+        & (Q(received_at__lt=now - SWEEP_GRACE) | Q(next_attempt_at__isnull=False))
+    )
+    stale = Q(status=CallbackEvent.Status.PROCESSING, claimed_at__lt=now - STALE_PROCESSING)
+    with transaction.atomic():
+        rows = list(
+            CallbackEvent.objects.select_for_update(skip_locked=True)
+            .filter(due | stale)
+            .order_by("-priority", "received_at")
+            .values_list("pk", "priority", "status")[:limit]
+        )
+        ids = [pk for pk, _, _ in rows]
+        CallbackEvent.objects.filter(pk__in=[pk for pk, _, s in rows if s == "processing"]).update(
+            status=CallbackEvent.Status.PENDING, next_attempt_at=None
+        )
+        CallbackEvent.objects.filter(pk__in=ids).update(dispatched_at=now)
+    sent = 0
+    for pk, priority, _ in rows:
+        if not enqueue(pk, priority=priority):
+            break  # broker down: the next sweep tries again
+        sent += 1
+    return sent
+
+
+def callback_replay(*, event: CallbackEvent) -> bool:
+    """Queue a stored callback to be processed again (handlers are idempotent)."""
+    updated = (
+        CallbackEvent.objects.filter(pk=event.pk)
+        .exclude(status=CallbackEvent.Status.PROCESSING)
+        .update(
+            status=CallbackEvent.Status.PENDING,
+            next_attempt_at=None,
+            dispatched_at=timezone.now(),
+            last_error="",
+        )
+    )
+    if updated:
+        transaction.on_commit(lambda: enqueue(event.pk, priority=event.priority))
+    return bool(updated)
+
+
+def callback_quarantine(*, event: CallbackEvent) -> bool:
+    """Take a callback out of processing for good (until replayed)."""
+    return bool(
+        CallbackEvent.objects.filter(pk=event.pk)
+        .exclude(status=CallbackEvent.Status.PROCESSING)
+        .update(status=CallbackEvent.Status.QUARANTINED)
+    )
+
+
+def inbox_prune(*, older_than: timedelta, batch: int = 1000) -> int:
+    """Delete processed rows older than ``older_than`` in batches; return how many."""
+    cutoff = timezone.now() - older_than
+    finished = [CallbackEvent.Status.DONE, CallbackEvent.Status.IGNORED]
+    total = 0
+    while True:
+        ids = list(
+            CallbackEvent.objects.filter(status__in=finished, processed_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )[:batch]
+        )
+        if not ids:
+            break
+        total += CallbackEvent.objects.filter(pk__in=ids).delete()[0]
+    CallbackRejection.objects.filter(minute__lt=cutoff).delete()
+    return total

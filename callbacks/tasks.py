@@ -1,0 +1,33 @@
+"""Thin Celery entry points for the inbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+
+from callbacks import services
+
+
+@shared_task(
+    name="callbacks.process",
+    ignore_result=True,
+    # Safe: the service claims the row with a conditional UPDATE, so a redelivered
+    # message finds it claimed or finished and does nothing.
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def process_callback(event_id: int) -> None:
+    services.callback_process(event_id=event_id)
+
+
+@shared_task(name="callbacks.inbox_sweep", ignore_result=True, soft_time_limit=25, time_limit=30)
+def inbox_sweep() -> int:
+    return services.inbox_sweep()
+
+
+@shared_task(name="callbacks.inbox_prune", ignore_result=True, soft_time_limit=240, time_limit=300)
+def inbox_prune() -> int:
+    return services.inbox_prune(older_than=timedelta(days=settings.CALLBACK_RETENTION_DAYS))

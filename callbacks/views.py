@@ -1,0 +1,84 @@
+"""WeCom's callback URLs. The request path only verifies, decrypts, stores and answers."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import DatabaseError
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from callbacks import services
+from wecom_provider.observability import metrics
+
+logger = logging.getLogger(__name__)
+
+# One body for every rejection, whatever the cause: no oracle for attackers.
+REJECTED = {"error": "rejected"}
+
+
+def _rejected(endpoint: str, exc: services.Rejected) -> HttpResponse:
+    services.rejection_record(endpoint=endpoint, reason=exc.reason)
+    metrics.CALLBACK_RESULTS_TOTAL.labels(endpoint=endpoint, result=f"rejected_{exc.reason}").inc()
+    return JsonResponse(REJECTED, status=exc.status)
+
+
+def _unavailable(endpoint: str) -> HttpResponse:
+    # Not "success": WeCom retries only on failure, and we stored nothing.
+    metrics.CALLBACK_RESULTS_TOTAL.labels(endpoint=endpoint, result="unavailable").inc()
+    return HttpResponse("error", status=503, content_type="text/plain")
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > limit:
+        raise services.Rejected("too_large", 413)
+    return request.body
+
+
+def _handle(request: HttpRequest, endpoint: str, route_id: str) -> HttpResponse:
+    from django.conf import settings
+
+    started = time.perf_counter()
+    try:
+        if request.method == "GET":
+            answer = services.callback_verify_url(
+                endpoint=endpoint, route_id=route_id, query=request.GET
+            )
+            return HttpResponse(answer, content_type="text/plain; charset=utf-8")
+        if request.method != "POST":
+            raise services.Rejected("method", 405)
+        body = _read_body(request, settings.CALLBACK_MAX_BODY_BYTES)
+        stored = services.callback_ingest(
+            endpoint=endpoint, route_id=route_id, query=request.GET, body=body, started=started
+        )
+    except services.Rejected as exc:
+        return _rejected(endpoint, exc)
+    except DatabaseError:
+        logger.exception("callback could not be stored (%s %s)", endpoint, route_id)
+        return _unavailable(endpoint)
+    elapsed = time.perf_counter() - started
+    metrics.CALLBACK_INGEST_SECONDS.labels(endpoint=endpoint).observe(elapsed)
+    metrics.CALLBACK_RESULTS_TOTAL.labels(
+        endpoint=endpoint, result="duplicate" if stored.duplicate else "stored"
+    ).inc()
+    # The data URL expects an empty body (or a passive reply); the others "success".
+    return HttpResponse("" if endpoint == "data" else "success", content_type="text/plain")
+
+
+@csrf_exempt
+def suite_command(request: HttpRequest, suite_id: str) -> HttpResponse:
+    return _handle(request, "command", suite_id)
+
+
+@csrf_exempt
+def suite_data(request: HttpRequest, suite_id: str) -> HttpResponse:
+    return _handle(request, "data", suite_id)
+
+
+@csrf_exempt
+def provider_system(request: HttpRequest, corpid: str) -> HttpResponse:
+    return _handle(request, "system", corpid)

@@ -1,0 +1,262 @@
+"""Tenants as an ops console: find, filter, trigger. No secret is ever shown.
+
+Sealed columns are excluded from every form and list; actions call services.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import admin
+from django.contrib import messages as flash
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.html import format_html
+
+from tenants import credentials
+from tenants import services
+from tenants.models import Authorization
+from tenants.models import AuthorizationHistory
+from tenants.models import Corp
+from tenants.models import CredentialToken
+from tenants.models import FeedEvent
+from tenants.models import Provider
+from tenants.models import Suite
+from wecom_provider.wecom.errors import WeComError
+
+
+def _sealed_columns(model) -> list[str]:
+    return [f.name for f in model._meta.fields if f.name.endswith("_sealed")]
+
+
+class ReadOnlySecretsAdmin(admin.ModelAdmin):
+    """Base: sealed columns never appear; rows are created by commands and flows."""
+
+    def get_exclude(self, request, obj=None):
+        return [*_sealed_columns(self.model), *(super().get_exclude(request, obj) or [])]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Provider)
+class ProviderAdmin(ReadOnlySecretsAdmin):
+    list_display = ("corpid", "name", "updated_at")
+    search_fields = ("corpid", "name")
+    readonly_fields = ("corpid", "created_at", "updated_at")
+
+
+class TicketStaleFilter(admin.SimpleListFilter):
+    title = "suite ticket"
+    parameter_name = "ticket"
+
+    def lookups(self, request, model_admin):
+        return [("stale", "stale (none for 20+ min)"), ("fresh", "fresh")]
+
+    def queryset(self, request, queryset):
+        cutoff = int((timezone.now() - timedelta(minutes=20)).timestamp())
+        stale = Q(suite_ticket_timestamp__isnull=True) | Q(suite_ticket_timestamp__lt=cutoff)
+        if self.value() == "stale":
+            return queryset.filter(stale)
+        if self.value() == "fresh":
+            return queryset.exclude(stale)
+        return queryset
+
+
+@admin.register(Suite)
+class SuiteAdmin(ReadOnlySecretsAdmin):
+    list_display = ("suite_id", "name", "kind", "ticket_age_display", "suite_token_state")
+    list_filter = ("kind", TicketStaleFilter)
+    search_fields = ("suite_id", "name")
+    readonly_fields = (
+        "provider",
+        "suite_id",
+        "kind",
+        "suite_ticket_timestamp",
+        "suite_ticket_received_at",
+        "created_at",
+        "updated_at",
+    )
+    actions = ("refresh_suite_token",)
+
+    @admin.display(description="ticket age")
+    def ticket_age_display(self, suite: Suite) -> str:
+        age = suite.ticket_age()
+        if age is None:
+            return format_html('<span style="color:#ba2121">no ticket</span>')
+        minutes = int(age.total_seconds() // 60)
+        if suite.ticket_is_stale():
+            return format_html('<span style="color:#ba2121">{} min (stale)</span>', minutes)
+        return f"{minutes} min"
+
+    @admin.display(description="suite token")
+    def suite_token_state(self, suite: Suite) -> str:
+        row = CredentialToken.objects.filter(owner_key=credentials.owner_key(suite)).first()
+        return _token_state(row)
+
+    @admin.action(description="Refresh the suite token now")
+    def refresh_suite_token(self, request, queryset) -> None:
+        for suite in queryset:
+            _refresh(self, request, suite)
+
+
+def _token_state(row: CredentialToken | None) -> str:
+    if row is None or row.expires_at is None:
+        return "none"
+    left = row.expires_at - timezone.now()
+    state = "expired" if left <= timedelta(0) else f"{int(left.total_seconds() // 60)} min left"
+    if row.last_refresh_ok is False:
+        state += f" · last refresh failed ({row.last_error})"
+    return state
+
+
+def _refresh(model_admin, request, owner) -> None:
+    key = credentials.owner_key(owner)
+    row = credentials.credential_row(owner)
+    current = row.value if row.value_sealed else None
+    try:
+        # Reporting the current token as rejected forces exactly one refresh.
+        token = credentials.token_get(owner, rejected=current)
+    except (WeComError, credentials.CredentialUnavailable) as exc:
+        model_admin.message_user(request, f"{key}: refresh failed ({exc})", flash.ERROR)
+        return
+    minutes = token.expires_in() // 60
+    model_admin.message_user(request, f"{key}: token valid for {minutes} min", flash.SUCCESS)
+
+
+@admin.register(Corp)
+class CorpAdmin(admin.ModelAdmin):
+    list_display = ("corpid", "name", "corp_type", "scale", "industry", "updated_at")
+    search_fields = ("corpid", "name", "full_name")
+    readonly_fields = [f.name for f in Corp._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class HistoryInline(admin.TabularInline):
+    model = AuthorizationHistory
+    extra = 0
+    can_delete = False
+    readonly_fields = ("created_at", "action", "from_status", "to_status", "actor", "detail")
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TokenExpiryFilter(admin.SimpleListFilter):
+    title = "corp token"
+    parameter_name = "token"
+
+    def lookups(self, request, model_admin):
+        return [("soon", "expiring within 30 min"), ("failed", "last refresh failed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "soon":
+            return queryset.filter(token__expires_at__lt=timezone.now() + timedelta(minutes=30))
+        if self.value() == "failed":
+            return queryset.filter(token__last_refresh_ok=False)
+        return queryset
+
+
+@admin.register(Authorization)
+class AuthorizationAdmin(ReadOnlySecretsAdmin):
+    list_display = (
+        "corp_display",
+        "suite",
+        "status",
+        "agent_id",
+        "token_display",
+        "authorized_at",
+        "cancelled_at",
+    )
+    list_filter = ("status", "suite", TokenExpiryFilter, "is_test_install")
+    search_fields = ("corp__corpid", "corp__name")
+    list_select_related = ("corp", "suite", "token")
+    inlines = [HistoryInline]
+    actions = ("refresh_token_now", "resync_auth_info", "suspend", "resume")
+    readonly_fields = [
+        f.name for f in Authorization._meta.fields if not f.name.endswith("_sealed")
+    ] + ["token_display"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Viewable, never editable: every change goes through an audited service.
+        return request.method in {"GET", "HEAD"} and super().has_change_permission(request, obj)
+
+    @admin.display(description="corp", ordering="corp__name")
+    def corp_display(self, authorization: Authorization) -> str:
+        return str(authorization.corp)
+
+    @admin.display(description="corp token")
+    def token_display(self, authorization: Authorization) -> str:
+        return _token_state(getattr(authorization, "token", None))
+
+    @admin.action(description="Refresh the corp token now")
+    def refresh_token_now(self, request, queryset) -> None:
+        for authorization in queryset.select_related("suite", "corp"):
+            _refresh(self, request, authorization)
+
+    @admin.action(description="Re-sync auth info from WeCom")
+    def resync_auth_info(self, request, queryset) -> None:
+        for authorization in queryset.select_related("suite", "corp"):
+            try:
+                services.authorization_sync(authorization=authorization)
+            except WeComError as exc:
+                self.message_user(request, f"{authorization}: {exc}", flash.ERROR)
+            else:
+                self.message_user(request, f"{authorization}: auth info synced", flash.SUCCESS)
+
+    @admin.action(description="Suspend (stop refreshing tokens)")
+    def suspend(self, request, queryset) -> None:
+        count = sum(
+            services.authorization_suspend(
+                authorization=a, reason="suspended by ops", actor=request.user.get_username()
+            )
+            for a in queryset.exclude(status=Authorization.Status.CANCELLED)
+        )
+        self.message_user(request, f"{count} authorization(s) suspended", flash.WARNING)
+
+    @admin.action(description="Resume")
+    def resume(self, request, queryset) -> None:
+        count = sum(
+            services.authorization_resume(authorization=a, actor=request.user.get_username())
+            for a in queryset
+        )
+        self.message_user(request, f"{count} authorization(s) resumed", flash.SUCCESS)
+
+
+@admin.register(CredentialToken)
+class CredentialTokenAdmin(ReadOnlySecretsAdmin):
+    list_display = (
+        "owner_key",
+        "kind",
+        "expires_at",
+        "refresh_after",
+        "refresh_enabled",
+        "last_refresh_ok",
+        "consecutive_failures",
+        "last_error",
+    )
+    list_filter = ("kind", "refresh_enabled", "last_refresh_ok")
+    search_fields = ("owner_key",)
+    readonly_fields = [
+        f.name for f in CredentialToken._meta.fields if not f.name.endswith("_sealed")
+    ]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method in {"GET", "HEAD"} and super().has_change_permission(request, obj)
+
+
+@admin.register(FeedEvent)
+class FeedEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "type", "suite", "corp", "created_at")
+    list_filter = ("type",)
+    search_fields = ("corp__corpid", "type")
+    readonly_fields = ("type", "suite", "corp", "data", "source_key", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method in {"GET", "HEAD"} and super().has_change_permission(request, obj)

@@ -1,0 +1,5 @@
+import sys
+
+from wecom_provider.sandbox.server import main
+
+sys.exit(main())

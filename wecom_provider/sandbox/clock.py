@@ -1,0 +1,43 @@
+"""The simulator clock: real time plus an offset the control API moves forward.
+
+Every lifetime in the simulator (tokens, tickets, codes, license windows, order
+timestamps) reads this clock, so a test can jump two hours ahead and see the same
+expiries WeCom would produce, without sleeping and without touching the host clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class SimClock:
+    """Returns simulator time: wall-clock time shifted by a monotonically growing offset."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self._offset = float(offset)
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """Return the simulator time in Unix seconds (float)."""
+        return time.time() + self._offset
+
+    def ts(self) -> int:
+        """Return the simulator time in whole Unix seconds, the unit WeCom puts on the wire."""
+        return int(self.now())
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward and return the new simulator time.
+
+        Going backwards is refused: expiries are computed once and stored, so a
+        clock that rewinds would resurrect codes WeCom would never accept again.
+        """
+        if seconds < 0:
+            raise ValueError("the simulator clock only moves forward")
+        with self._lock:
+            self._offset += float(seconds)
+        return self.now()
