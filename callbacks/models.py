@@ -54,7 +54,7 @@ class CallbackEvent(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     duplicates = models.PositiveIntegerField(default=0, help_text="deliveries after the first")
 
-    payload = SealedSecret("payload_sealed", row=lambda e: e.dedupe_key)
+    payload = SealedSecret("payload_sealed", row=lambda e: e.dedupe_key, remember=False)
 
     class Meta:
         indexes = [

@@ -1,8 +1,12 @@
 """Which keys open which callback URL, and which receive ids each accepts (protocol §7.1).
 
 Lookups are cached per process for a short time: the request path must not pay for
-a database query and two AES-GCM openings per callback. A changed Token or key
-takes effect within ROUTE_TTL seconds (immediately in the process that saved it).
+a database query and two AES-GCM openings per callback. Two rules keep the cache from
+losing callbacks (WeCom does not retry a rejected one):
+- "no such route" is never cached: a suite registered a second ago (in another
+  process) must accept its first callback;
+- a callback that fails the signature or decryption with a cached route is checked
+  once more against a fresh route, so a rotated Token or key works at once.
 """
 
 from __future__ import annotations
@@ -44,20 +48,26 @@ class Route:
         return None
 
 
-_cache: dict[tuple[str, str], tuple[float, Route | None]] = {}
+_cache: dict[tuple[str, str], tuple[float, Route]] = {}
 _lock = threading.Lock()
 
 
-def route_for(endpoint: str, route_id: str) -> Route | None:
-    """Return the route for a callback URL, or None when nothing is registered there."""
+def route_for(endpoint: str, route_id: str, *, fresh: bool = False) -> Route | None:
+    """Return the route for a callback URL, or None when nothing is registered there.
+
+    ``fresh`` bypasses the cache (used to re-check a callback the cached keys refused).
+    """
     key = (endpoint, route_id)
     now = time.monotonic()
-    cached = _cache.get(key)
+    cached = None if fresh else _cache.get(key)
     if cached and cached[0] > now:
         return cached[1]
     route = _load(endpoint, route_id)
     with _lock:
-        _cache[key] = (now + ROUTE_TTL, route)
+        if route is None:
+            _cache.pop(key, None)
+        else:
+            _cache[key] = (now + ROUTE_TTL, route)
     return route
 
 

@@ -28,6 +28,7 @@ from callbacks.models import CallbackRejection
 from callbacks.routes import Route
 from callbacks.routes import route_for
 from tenants.models import Authorization
+from wecom_provider.observability import remember_secret
 from wecom_provider.wecom import messages
 from wecom_provider.wecom.crypto import CallbackCryptoError
 from wecom_provider.wecom.crypto import InvalidSignature
@@ -42,6 +43,8 @@ STALE_PROCESSING = timedelta(minutes=5)
 # Rows the request already enqueued get this long before the sweeper enqueues them again.
 SWEEP_GRACE = timedelta(seconds=30)
 MAX_ATTEMPTS = 8
+# Payload fields that are credentials: kept out of log lines by value while processed.
+SECRET_EVENT_FIELDS = ("AuthCode", "SuiteTicket", "WelcomeCode", "ResponseCode")
 
 
 class Rejected(Exception):
@@ -93,25 +96,41 @@ def _signed_params(query) -> tuple[str, str, str]:
     return signature, timestamp, nonce
 
 
+def _with_fresh_route(endpoint: str, route_id: str, attempt):
+    """Return attempt(route); on a crypto refusal, retry once with keys read afresh."""
+    try:
+        return attempt(_route(endpoint, route_id))
+    except Rejected as exc:
+        if exc.reason not in {"bad_signature", "bad_ciphertext", "receive_id_mismatch"}:
+            raise
+        fresh = route_for(endpoint, route_id, fresh=True)
+        if fresh is None:
+            raise Rejected("unknown_route", 404) from None
+        return attempt(fresh)
+
+
 def callback_verify_url(*, endpoint: str, route_id: str, query) -> str:
     """Return the echostr plaintext for WeCom's GET URL verification."""
-    route = _route(endpoint, route_id)
     signature, timestamp, nonce = _signed_params(query)
     # Query parsing may have turned '+' into ' ' (protocol §7.2): the crypto restores it.
     echostr = query.get("echostr", "")
     if not echostr:
         raise Rejected("malformed", 400)
     _check_timestamp(timestamp)
-    try:
-        return route.crypto.verify_url(
-            signature, timestamp, nonce, echostr, receive_ids=route.get_receive_ids()
-        )
-    except InvalidSignature:
-        raise Rejected("bad_signature", 403) from None
-    except ReceiveIdMismatch:
-        raise Rejected("receive_id_mismatch", 403) from None
-    except CallbackCryptoError:
-        raise Rejected("bad_ciphertext", 403) from None
+
+    def attempt(route: Route) -> str:
+        try:
+            return route.crypto.verify_url(
+                signature, timestamp, nonce, echostr, receive_ids=route.get_receive_ids()
+            )
+        except InvalidSignature:
+            raise Rejected("bad_signature", 403) from None
+        except ReceiveIdMismatch:
+            raise Rejected("receive_id_mismatch", 403) from None
+        except CallbackCryptoError:
+            raise Rejected("bad_ciphertext", 403) from None
+
+    return _with_fresh_route(endpoint, route_id, attempt)
 
 
 def callback_ingest(
@@ -127,32 +146,38 @@ def callback_ingest(
         envelope = messages.parse_envelope(body, max_bytes=settings.CALLBACK_MAX_BODY_BYTES)
     except messages.MessageError:
         raise Rejected("malformed", 400) from None
-    route = _route(endpoint, route_id)
     signature, timestamp, nonce = _signed_params(query)
-    # Signature first (constant time, inside the crypto), then freshness, then decrypt.
-    try:
-        route.crypto.check_signature(signature, timestamp, nonce, envelope.encrypt)
-    except InvalidSignature:
-        raise Rejected("bad_signature", 403) from None
-    _check_timestamp(timestamp)
-    accepted = route.post_receive_ids(envelope.to_user_name)
-    try:
-        plaintext, receive_id = route.crypto.decrypt_with_receive_id(
-            signature,
-            timestamp,
-            nonce,
-            envelope.encrypt,
-            receive_ids=accepted if accepted is not None else {envelope.to_user_name},
-        )
-    except ReceiveIdMismatch:
-        raise Rejected("receive_id_mismatch", 403) from None
-    except CallbackCryptoError:
-        raise Rejected("bad_ciphertext", 403) from None
+
+    def attempt(route: Route) -> tuple[Route, str, str]:
+        # Signature first (constant time, inside the crypto), then freshness, then decrypt.
+        try:
+            route.crypto.check_signature(signature, timestamp, nonce, envelope.encrypt)
+        except InvalidSignature:
+            raise Rejected("bad_signature", 403) from None
+        _check_timestamp(timestamp)
+        accepted = route.post_receive_ids(envelope.to_user_name)
+        try:
+            plaintext, receive_id = route.crypto.decrypt_with_receive_id(
+                signature,
+                timestamp,
+                nonce,
+                envelope.encrypt,
+                receive_ids=accepted if accepted is not None else {envelope.to_user_name},
+            )
+        except ReceiveIdMismatch:
+            raise Rejected("receive_id_mismatch", 403) from None
+        except CallbackCryptoError:
+            raise Rejected("bad_ciphertext", 403) from None
+        return route, plaintext, receive_id
+
+    route, plaintext, receive_id = _with_fresh_route(endpoint, route_id, attempt)
     try:
         event = messages.parse_event(plaintext)
     except messages.MessageError:
         raise Rejected("bad_payload", 400) from None
-    if accepted is None and not _corp_may_send(route, receive_id):
+    if route.post_receive_ids(envelope.to_user_name) is None and not _corp_may_send(
+        route, receive_id
+    ):
         raise Rejected("receive_id_mismatch", 403)
     return _store(route, receive_id, plaintext, event, started=started)
 
@@ -292,6 +317,9 @@ def callback_process(*, event_id: int) -> str | None:
     updates: dict = {}
     try:
         event = messages.parse_event(row.payload)
+        for field in SECRET_EVENT_FIELDS:
+            if value := event.raw.get(field):
+                remember_secret(str(value))
         outcome = dispatch(event, row)
     except TRANSIENT_ERRORS as exc:
         error = _describe(exc)

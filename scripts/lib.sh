@@ -142,4 +142,19 @@ stop_redis() {
   fi
 }
 
+# wait_http URL SECONDS: return 0 once URL answers 200 (no curl needed).
+wait_http() {
+  "$PY" - "$1" "$2" <<'PYCODE'
+import sys, time, urllib.request
+url, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        if urllib.request.urlopen(url, timeout=2).status == 200:
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.3)
+sys.exit(1)
+PYCODE
+}
+
 random_key_b64() { "$(python_bin)" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'; }

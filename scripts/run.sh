@@ -38,10 +38,11 @@ export WECOM_API_BASE="${WECOM_API_BASE:-http://127.0.0.1:$SANDBOX_PORT}"
 export WECOM_INSTALL_BASE="${WECOM_INSTALL_BASE:-http://127.0.0.1:$SANDBOX_PORT}"
 
 PIDS=()
+BOOTSTRAP_PID=""
 cleanup() {
   trap - INT TERM EXIT
   log "stopping"
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}" $BOOTSTRAP_PID; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   stop_redis "$ROOT_DIR/var/redis"
 }
@@ -56,6 +57,9 @@ fi
 "$PY" manage.py ensure_admin --username admin --password-env ADMIN_PASSWORD
 
 "$PY" manage.py runserver "127.0.0.1:$WEB_PORT" & PIDS+=($!)
+# The simulator pushes callbacks as soon as it starts, and WeCom-like delivery gives up
+# after its retries: start it only once the web process answers.
+wait_http "$PUBLIC_BASE_URL/healthz" 60 || die "the web process did not start"
 "$PY" -m celery -A wecom_provider worker -Q priority,default --concurrency 2 -l info & PIDS+=($!)
 "$PY" -m celery -A wecom_provider beat -s var/celerybeat-schedule -l info & PIDS+=($!)
 "$PY" manage.py wecom_sandbox --port "$SANDBOX_PORT" --callback-base "$PUBLIC_BASE_URL" \
@@ -63,7 +67,8 @@ fi
 
 # Register the simulator's provider and suites, then (first run only) install its corps
 # and pay a license order, all through the real callback path.
-"$PY" manage.py sandbox_bootstrap --sandbox "$WECOM_API_BASE" --demo &
+# Not in PIDS: it exits when done, which must not stop the platform.
+"$PY" manage.py sandbox_bootstrap --sandbox "$WECOM_API_BASE" --demo & BOOTSTRAP_PID=$!
 
 sleep 3
 cat >&2 <<MSG

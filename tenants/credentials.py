@@ -39,6 +39,7 @@ from tenants.models import Provider
 from tenants.models import Suite
 from tenants.wecom import suite_api
 from tenants.wecom import wecom_client
+from wecom_provider.observability import remember_secret
 from wecom_provider.wecom.client import AccessToken
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComError
@@ -275,6 +276,7 @@ def _refresh(owner, key: str, *, still_needed, reason: str) -> TokenValue | None
 
 
 def _store(row: CredentialToken, grant: AccessToken, *, started: datetime) -> TokenValue:
+    remember_secret(grant.value)
     now = timezone.now()
     # Count the lifetime from before the call: the token may be older than our answer.
     expires_at = started + timedelta(seconds=grant.expires_in)

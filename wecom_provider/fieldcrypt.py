@@ -195,9 +195,12 @@ class SealedSecret:
     and must be set before the secret is assigned. An empty column reads as ``""``.
     """
 
-    def __init__(self, column: str, *, row: Callable[[Any], str]) -> None:
+    def __init__(self, column: str, *, row: Callable[[Any], str], remember: bool = True) -> None:
         self.column = column
         self.row = row
+        # False for composite values (a whole callback payload): their owners register
+        # the secret parts themselves, instead of one huge "secret" string.
+        self.remember = remember
         self.name = ""
         self.model: type | None = None
 
@@ -221,8 +224,9 @@ class SealedSecret:
             raise type(exc)(
                 f"{instance._meta.label}.{self.name} (pk={instance.pk}): {exc}"
             ) from None
-        for hook in _unseal_hooks:
-            hook(plaintext)
+        if self.remember:
+            for hook in _unseal_hooks:
+                hook(plaintext)
         return plaintext
 
     def __set__(self, instance: Any, value: str | None) -> None:

@@ -74,10 +74,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally (no CDN)
     "wecom_provider",  # management commands (wecom_sandbox); no models
     "tenants",
     "licensing",
     "callbacks",
+    "api",
+    "ops",  # ops dashboard in the admin, scrape-time gauges
 ]
 
 MIDDLEWARE = [
@@ -332,7 +335,7 @@ for _secret in (
     DATABASES["default"].get("PASSWORD", ""),
     *(part.partition(":")[2] for part in FIELD_ENCRYPTION_KEYS.split(",")),
 ):
-    remember_secret(_secret)
+    remember_secret(_secret, pin=True)
 
 # --- WeCom install pages ---------------------------------------------------------
 # Where admins' browsers install a suite (the simulator's URL in development and tests).

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpResponse
 from django.urls import include
 from django.urls import path
 
@@ -9,10 +10,13 @@ admin.site.site_header = "wecom-provider operations"
 admin.site.site_title = "wecom-provider"
 
 urlpatterns = [
+    # Browsers ask for it on every admin page; an empty answer beats a logged 404.
+    path("favicon.ico", lambda request: HttpResponse(status=204)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("callbacks/", include("callbacks.urls")),
+    path("api/", include("api.urls")),
     path("", include("tenants.urls")),
 ]

@@ -325,3 +325,36 @@ def test_transient_failure_backs_off_then_fails_after_max_attempts(client, suite
     assert row.status == CallbackEvent.Status.FAILED
     assert row.attempts == services.MAX_ATTEMPTS
     assert "WeComTransportError" in row.last_error
+
+
+def test_a_suite_registered_elsewhere_accepts_its_first_callback(client):
+    """No negative caching: a 404 must not stick after another process registers the suite."""
+    suite = make_suite()
+    callback = ticket(suite, "FIRST")
+    suite_id = suite.suite_id
+    from tenants.models import Suite
+
+    Suite.objects.filter(pk=suite.pk).update(suite_id="wwNOTYET")  # as if not registered
+    assert post(client, callback).status_code == 404
+    # "Another process" registers it: a queryset update sends no signal to this process.
+    Suite.objects.filter(pk=suite.pk).update(suite_id=suite_id)
+    assert post(client, callback).content == b"success"
+
+
+def test_a_rotated_callback_key_works_at_once_in_every_process(client):
+    suite = make_suite()
+    assert post(client, ticket(suite, "OLD-KEY")).status_code == 200  # route now cached
+    from tenants.models import Suite
+    from tests.tenants.factories import aes_key
+
+    rotated = Suite(suite_id=suite.suite_id)
+    rotated.callback_token = "newtoken123"
+    rotated.encoding_aes_key = aes_key()
+    Suite.objects.filter(pk=suite.pk).update(
+        callback_token_sealed=rotated.callback_token_sealed,
+        encoding_aes_key_sealed=rotated.encoding_aes_key_sealed,
+    )  # no signal: the cached route still holds the old key
+    fresh = Suite.objects.get(pk=suite.pk)
+    response = post(client, ticket(fresh, "NEW-KEY"))
+    assert response.status_code == 200
+    assert CallbackEvent.objects.count() == 2

@@ -41,6 +41,10 @@ def scrape_gauges():
     yield metrics.register_gauge_callback
     for name in SCRAPE_GAUGES:
         metrics.unregister_gauge_callback(name)
+    # Put the real (database-backed) gauges back for the rest of the session.
+    from ops.apps import register_gauges
+
+    register_gauges()
 
 
 def scrape(client, **extra) -> dict:

@@ -146,6 +146,9 @@ class SecretRegistry:
         self.max_pending = max_pending
         self._lock = threading.Lock()
         self._values: OrderedDict[str, None] = OrderedDict()
+        # Process-lifetime secrets (SECRET_KEY, key material): never evicted, however
+        # many per-tenant values pass through the bounded part.
+        self._pinned: set[str] = set()
         # Immutable snapshot, replaced whole and read without the lock:
         # (regex over known prefixes, prefix -> values longest first, pending values).
         self._snapshot: _Snapshot = (None, {}, ())
@@ -153,13 +156,22 @@ class SecretRegistry:
     def __len__(self) -> int:
         return len(self._values)
 
-    def remember(self, value: str) -> None:
-        """Add ``value`` (and its URL-encoded form) to the set; short values are ignored."""
+    def remember(self, value: str, *, pin: bool = False) -> None:
+        """Add ``value`` (and its URL-encoded form) to the set; short values are ignored.
+
+        ``pin``: keep it for the life of the process instead of among the most recent.
+        """
         if not isinstance(value, str) or len(value) < self.min_length:
             return
         variants = dict.fromkeys((value, quote(value, safe="")))
         with self._lock:
-            new = tuple(v for v in variants if v not in self._values)
+            new = tuple(v for v in variants if v not in self._values and v not in self._pinned)
+            if pin:
+                self._pinned.update(variants)
+                if new:
+                    regex, index, pending = self._snapshot
+                    self._snapshot = (regex, index, pending + new)
+                return
             for variant in variants:
                 self._values[variant] = None
                 self._values.move_to_end(variant)
@@ -174,6 +186,7 @@ class SecretRegistry:
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+            self._pinned.clear()
             self._snapshot = (None, {}, ())
 
     def _rebuild_threshold(self) -> int:
@@ -195,10 +208,10 @@ class SecretRegistry:
             self._lock.release()
 
     def _build(self) -> _Snapshot:
-        if not self._values:
+        if not self._values and not self._pinned:
             return (None, {}, ())
         grouped: dict[str, list[str]] = {}
-        for value in self._values:
+        for value in [*self._values, *self._pinned]:
             grouped.setdefault(value[: self.min_length], []).append(value)
         index = {
             prefix: tuple(sorted(values, key=len, reverse=True))
@@ -275,14 +288,15 @@ def _trie_pattern(index: dict[str, tuple[str, ...]]) -> str:
 _registry = SecretRegistry()
 
 
-def remember_secret(value: str) -> None:
+def remember_secret(value: str, *, pin: bool = False) -> None:
     """Make sure ``value`` never appears in a log line written by this process.
 
     Call it wherever a secret is decrypted or received (permanent codes, tokens, tickets,
     suite and provider secrets). Values shorter than 8 characters are ignored; the 4096
-    most recently remembered values are kept.
+    most recently remembered values are kept, plus every ``pin=True`` value (secrets that
+    live as long as the process, such as SECRET_KEY).
     """
-    _registry.remember(value)
+    _registry.remember(value, pin=pin)
 
 
 def forget_all_secrets() -> None:

@@ -1,0 +1,374 @@
+"""Writes for the API app: clients and keys, the audit log, JS-SDK tickets.
+
+Views, admin actions and the ``create_api_client`` command only call these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import redis
+from django.core.cache import cache
+from django.db import connection
+from django.db import transaction
+from django.db.models import F
+from django.db.models import Q
+from django.utils import timezone
+
+from api.keys import key_generate
+from api.models import MAX_ACTIVE_KEYS
+from api.models import ApiClient
+from api.models import ApiKey
+from api.models import AuditLog
+from api.models import JsapiTicket
+from tenants.credentials import AuthorizationInactive
+from tenants.credentials import CredentialUnavailable
+from tenants.models import Authorization
+from tenants.models import Corp
+from tenants.models import Suite
+from tenants.wecom import corp_api
+from wecom_provider.observability.context import get_request_id
+
+logger = logging.getLogger(__name__)
+
+
+class ApiClientError(Exception):
+    """A client or key operation is refused (message names the client, never a key)."""
+
+
+# --- clients and keys ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly created key. ``key`` exists only here: it is never stored or shown again."""
+
+    row: ApiKey
+    key: str = field(repr=False)
+
+
+def _expiry(expires_in_days: int | None) -> datetime | None:
+    if expires_in_days is None:
+        return None
+    if expires_in_days < 1:
+        raise ApiClientError("expires-in-days must be at least 1")
+    return timezone.now() + timedelta(days=expires_in_days)
+
+
+def api_client_create(
+    *,
+    name: str,
+    suite_ids: Iterable[str] = (),
+    corpids: Iterable[str] = (),
+    expires_in_days: int | None = None,
+    rate_limit_per_minute: int | None = None,
+    description: str = "",
+    actor: str = "system",
+) -> tuple[ApiClient, IssuedKey]:
+    """Create a client with its scope and first key; return both (the key only here)."""
+    suite_ids, corpids = list(dict.fromkeys(suite_ids)), list(dict.fromkeys(corpids))
+    suites = list(Suite.objects.filter(suite_id__in=suite_ids))
+    missing = set(suite_ids) - {s.suite_id for s in suites}
+    if missing:
+        raise ApiClientError(f"unknown suite(s): {', '.join(sorted(missing))}")
+    corps = list(Corp.objects.filter(corpid__in=corpids))
+    missing = set(corpids) - {c.corpid for c in corps}
+    if missing:
+        raise ApiClientError(f"unknown corp(s): {', '.join(sorted(missing))}")
+    expires_at = _expiry(expires_in_days)
+    with transaction.atomic():
+        if ApiClient.objects.filter(name=name).exists():
+            raise ApiClientError(f"an API client named {name!r} exists; use --rotate")
+        client = ApiClient.objects.create(
+            name=name, description=description, rate_limit_per_minute=rate_limit_per_minute
+        )
+        client.suites.set(suites)
+        client.corps.set(corps)
+        issued = _key_issue(client, expires_at=expires_at, actor=actor)
+    return client, issued
+
+
+def api_key_issue(
+    *, client: ApiClient, expires_in_days: int | None = None, actor: str = "system"
+) -> IssuedKey:
+    """Add a key to ``client`` (rotation); refuse when it already has two usable keys."""
+    expires_at = _expiry(expires_in_days)
+    with transaction.atomic():
+        # Lock the client: two concurrent rotations must not both pass the count.
+        client = ApiClient.objects.select_for_update().get(pk=client.pk)
+        if client.is_revoked:
+            raise ApiClientError(f"API client {client.name!r} is revoked")
+        usable = client.keys.filter(ApiKey.usable_q()).count()
+        if usable >= MAX_ACTIVE_KEYS:
+            raise ApiClientError(
+                f"API client {client.name!r} already has {usable} usable keys; "
+                "revoke the old one first"
+            )
+        return _key_issue(client, expires_at=expires_at, actor=actor)
+
+
+def _key_issue(client: ApiClient, *, expires_at: datetime | None, actor: str) -> IssuedKey:
+    new = key_generate()
+    row = ApiKey.objects.create(
+        client=client,
+        prefix=new.prefix,
+        key_hash=new.key_hash,
+        expires_at=expires_at,
+        created_by=actor[:150],
+    )
+    return IssuedKey(row=row, key=new.key)
+
+
+def api_key_revoke(*, key: ApiKey) -> bool:
+    """Revoke one key now (the next request with it gets 401); False if it already was."""
+    return bool(
+        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    )
+
+
+def api_client_revoke(*, client: ApiClient) -> bool:
+    """Revoke the client and every key of it at once."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        ApiKey.objects.filter(client_id=client.pk, revoked_at__isnull=True).update(revoked_at=now)
+    return bool(changed)
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def _outcome(status_code: int) -> str:
+    if status_code < 400:
+        return AuditLog.Outcome.OK
+    return {
+        401: AuditLog.Outcome.DENIED,
+        403: AuditLog.Outcome.DENIED,
+        404: AuditLog.Outcome.NOT_FOUND,
+        409: AuditLog.Outcome.CONFLICT,
+        429: AuditLog.Outcome.THROTTLED,
+        502: AuditLog.Outcome.WECOM_ERROR,
+        503: AuditLog.Outcome.UNAVAILABLE,
+    }.get(
+        status_code,
+        AuditLog.Outcome.INVALID if status_code < 500 else AuditLog.Outcome.ERROR,
+    )
+
+
+def audit_record(
+    *,
+    client: ApiClient,
+    key: ApiKey,
+    action: str,
+    method: str,
+    status_code: int,
+    suite_id: str = "",
+    corpid: str = "",
+    detail: dict | None = None,
+) -> None:
+    """Append one audit row. ``detail`` holds ids only, never a token or key.
+
+    A plain INSERT (every audited request runs it, the token endpoint above all): the
+    ORM's save machinery costs more than the statement itself.
+    """
+    values = {
+        "created_at": connection.ops.adapt_datetimefield_value(timezone.now()),
+        "client_id": client.pk,
+        "key_prefix": key.prefix,
+        "suite_id": suite_id[:64],
+        "corpid": corpid[:64],
+        "action": action[:64],
+        "method": method[:8],
+        "outcome": _outcome(status_code),
+        "status_code": status_code,
+        "request_id": (get_request_id() or "")[:64],
+        # JSON text: PostgreSQL casts the untyped literal to jsonb; SQLite stores the text.
+        "detail": json.dumps(detail or {}, separators=(",", ":")),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_audit_insert_sql(tuple(values)), list(values.values()))
+
+
+@functools.cache
+def _audit_insert_sql(attnames: tuple[str, ...]) -> str:
+    meta = AuditLog._meta
+    column_of = {f.attname: f.column for f in meta.concrete_fields}
+    columns = ", ".join(f'"{column_of[name]}"' for name in attnames)
+    placeholders = ", ".join(["%s"] * len(attnames))
+    return f'INSERT INTO "{meta.db_table}" ({columns}) VALUES ({placeholders})'  # noqa: S608
+
+
+# --- JS-SDK tickets --------------------------------------------------------------------------
+
+# Hand out a ticket only with this much life left: the page signs wx.config with it and
+# the browser may take a while to call WeCom.
+TICKET_MIN_LIFE = timedelta(minutes=5)
+LOCK_TIMEOUT = 30  # s: longer than one WeCom call with its timeout
+LOCK_WAIT = 20  # s: how long a caller queues behind the fetching one
+
+
+@dataclass(frozen=True)
+class TicketValue:
+    value: str = field(repr=False)
+    expires_at: datetime
+
+
+def _ticket_key(authorization: Authorization, kind: str) -> str:
+    return f"jsapi:{kind}:{authorization.suite.suite_id}:{authorization.corp.corpid}"
+
+
+def _ticket_usable(row: JsapiTicket, now: datetime) -> bool:
+    return (
+        bool(row.value_sealed)
+        and row.expires_at is not None
+        and (row.expires_at - now >= TICKET_MIN_LIFE)
+    )
+
+
+def _ticket_from_cache(key: str) -> JsapiTicket | None:
+    try:
+        entry = cache.get(f"ticket:{key}")
+    except redis.RedisError:
+        return None
+    if not entry:
+        return None
+    # Redis holds the sealed value only.
+    return JsapiTicket(
+        owner_key=key,
+        value_sealed=entry["sealed"],
+        expires_at=datetime.fromtimestamp(entry["exp"], tz=UTC),
+    )
+
+
+def _ticket_to_cache(row: JsapiTicket) -> None:
+    if not row.value_sealed or row.expires_at is None:
+        return
+    ttl = int((row.expires_at - timezone.now()).total_seconds())
+    if ttl <= 0:
+        return
+    with contextlib.suppress(redis.RedisError):
+        cache.set(
+            f"ticket:{row.owner_key}",
+            {"sealed": row.value_sealed, "exp": row.expires_at.timestamp()},
+            timeout=ttl,
+        )
+
+
+@contextlib.contextmanager
+def _ticket_lock(key: str) -> Iterator[None]:
+    """Hold the per-ticket lock (Redis; a PostgreSQL advisory lock if Redis is down)."""
+    try:
+        lock = cache.lock(f"wcp:lock:{key}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
+        acquired = lock.acquire()
+    except redis.RedisError:
+        lock, acquired = None, False
+        logger.warning("lock service unavailable; using a database lock for %s", key)
+    if lock is not None:
+        if not acquired:
+            raise CredentialUnavailable(f"timed out waiting for the fetch of {key}")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(redis.RedisError):
+                lock.release()
+        return
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+
+
+def jsapi_ticket_get(*, authorization: Authorization, kind: str) -> TicketValue:
+    """Return the corp's (``corp``) or app's (``agent``) JS-SDK ticket, ≥5 min of life left.
+
+    Redis → database → WeCom; the WeCom fetch runs under a per-ticket lock and
+    re-checks once the lock is held, so concurrent callers in every process share one
+    fetch (WeCom allows 400 an hour per corp, 100 per app).
+    """
+    if kind not in JsapiTicket.Kind.values:
+        raise ValueError(f"unknown ticket kind {kind!r}")
+    key = _ticket_key(authorization, kind)
+    now = timezone.now()
+    cached = _ticket_from_cache(key)
+    if cached is not None and _ticket_usable(cached, now):
+        return TicketValue(cached.value, cached.expires_at)
+    row, _ = JsapiTicket.objects.get_or_create(
+        owner_key=key, defaults={"authorization": authorization, "kind": kind}
+    )
+    if _ticket_usable(row, now):
+        _ticket_to_cache(row)
+        return TicketValue(row.value, row.expires_at)
+    with _ticket_lock(key):
+        row.refresh_from_db()
+        if _ticket_usable(row, timezone.now()):
+            _ticket_to_cache(row)  # another caller fetched it while we waited
+            return TicketValue(row.value, row.expires_at)
+        current = Authorization.objects.only("status").get(pk=authorization.pk)
+        if not current.is_active:
+            raise AuthorizationInactive(f"authorization {authorization} is {current.status}")
+        started = timezone.now()
+        api = corp_api(authorization)
+        ticket = api.get_jsapi_ticket() if kind == "corp" else api.get_agent_jsapi_ticket()
+        # Count the lifetime from before the call: the ticket may be older than our answer.
+        expires_at = started + timedelta(seconds=ticket.expires_in)
+        fresh = JsapiTicket(owner_key=key)
+        fresh.value = ticket.value
+        # Compare-and-set: a slower fetch never replaces a newer ticket.
+        JsapiTicket.objects.filter(pk=row.pk).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__lt=expires_at)
+        ).update(
+            value_sealed=fresh.value_sealed,
+            expires_at=expires_at,
+            obtained_at=timezone.now(),
+            fetch_count=F("fetch_count") + 1,
+        )
+        row.refresh_from_db()
+        _ticket_to_cache(row)
+        return TicketValue(row.value, row.expires_at)
+
+
+def jsapi_tickets_invalidate(*, authorization: Authorization) -> None:
+    """Forget the corp's tickets (the next signature fetches new ones)."""
+    keys = list(
+        JsapiTicket.objects.filter(authorization=authorization).values_list("owner_key", flat=True)
+    )
+    JsapiTicket.objects.filter(authorization=authorization).update(value_sealed="", expires_at=None)
+    for key in keys:
+        with contextlib.suppress(redis.RedisError):
+            cache.delete(f"ticket:{key}")
+
+
+def jsapi_signature(
+    *, ticket: str, url: str, nonce: str | None = None, timestamp: int | None = None
+) -> tuple[str, str, int]:
+    """Return (signature, nonce, timestamp) for wx.config / wx.agentConfig (protocol §5.8).
+
+    sha1 over ``jsapi_ticket=T&noncestr=N&timestamp=TS&url=U`` in that order, the URL
+    unencoded and without its ``#fragment``.
+    """
+    nonce = nonce or secrets.token_hex(8)
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    url = url.split("#", 1)[0]
+    plain = f"jsapi_ticket={ticket}&noncestr={nonce}&timestamp={timestamp}&url={url}"
+    return hashlib.sha1(plain.encode()).hexdigest(), nonce, timestamp  # noqa: S324 (WeCom's)

@@ -1,0 +1,412 @@
+"""Benchmark: the corp access-token endpoint (cache hit) under gunicorn, against a bare
+DRF view on the same server.
+
+Run with `.venv/bin/python bench/token_api.py`. Not part of the test suite.
+
+It needs PostgreSQL and Redis: DATABASE_URL / REDIS_URL are used when set (the database
+gets a few bench rows; use a throwaway one), otherwise throwaway servers are started
+with the helpers `make test` uses (scripts/lib.sh) and removed at the end.
+
+Served by gunicorn as in docker/Dockerfile (sync workers, access log on), with
+`bench/support/token_api_urls.py` adding `/bench/bare/`: a DRF view without authentication,
+permission or throttling that returns a constant token-shaped body. The token endpoint
+does the real work on every request: key lookup, scope check, rate limit (Redis),
+token read (Redis, sealed value opened), audit row (INSERT).
+
+Two measurements, each interleaved between the two endpoints:
+
+- fixed rate (open loop, default 200 req/s): latency from each request's *scheduled*
+  start (no coordinated omission); targets p99 <= 30 ms;
+- saturation (closed loop, N connections): requests/s; target ratio token/bare >= 0.6.
+
+The load generator runs on the same machine and shares its CPUs (reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "scripts" / "lib.sh"
+
+
+# --- infrastructure ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def lib(function: str, *args: str) -> None:
+    """Run a scripts/lib.sh helper (start_postgres, stop_redis…)."""
+    script = f'source "{LIB}" && {function} "$@"'
+    subprocess.run(["bash", "-c", script, "lib", *args], check=True, cwd=ROOT)
+
+
+@contextlib.contextmanager
+def data_stores() -> Iterator[dict[str, str]]:
+    """Yield DATABASE_URL and REDIS_URL: from the environment, or throwaway servers."""
+    urls = {k: os.environ[k] for k in ("DATABASE_URL", "REDIS_URL") if os.environ.get(k)}
+    run_dir = Path(tempfile.mkdtemp(prefix="wecom-bench."))
+    run_dir.chmod(0o755)
+    started: list[str] = []
+    try:
+        if "DATABASE_URL" not in urls:
+            port = str(free_port())
+            lib("start_postgres", str(run_dir / "pg"), port)
+            started.append("pg")
+            urls["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{port}/postgres"
+        if "REDIS_URL" not in urls:
+            port = str(free_port())
+            lib("start_redis", str(run_dir / "redis"), port, "--save", "", "--appendonly", "no")
+            started.append("redis")
+            urls["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        yield urls
+    finally:
+        if "pg" in started:
+            lib("stop_postgres", str(run_dir / "pg"))
+        if "redis" in started:
+            lib("stop_redis", str(run_dir / "redis"))
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def django_env(urls: dict[str, str], port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(urls)
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "wecom_provider.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "bench-" + base64.b64encode(os.urandom(32)).decode(),
+            "FIELD_ENCRYPTION_KEYS": "bench:" + base64.b64encode(os.urandom(32)).decode(),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "WECOM_API_BASE": "http://127.0.0.1:9",  # never called: the token is stored
+        }
+    )
+    return env
+
+
+SETUP = """
+import json
+from datetime import timedelta
+import django
+django.setup()
+from django.utils import timezone
+from api import services as api_services
+from tenants import credentials, services
+from tenants.models import Authorization, Corp, CredentialToken
+
+provider, _ = services.provider_register(
+    corpid="wwbenchprovider", provider_secret="s" * 32, callback_token="tok",
+    encoding_aes_key="a" * 43)
+suite, _ = services.suite_register(
+    provider=provider, suite_id="wwbenchsuite", secret="s" * 32, callback_token="tok",
+    encoding_aes_key="a" * 43)
+corp, _ = Corp.objects.get_or_create(corpid="wpbenchcorp", defaults={"name": "bench"})
+authorization, _ = Authorization.objects.get_or_create(suite=suite, corp=corp)
+row = credentials.credential_row(authorization)
+holder = CredentialToken(owner_key=row.owner_key)
+holder.value = "BENCHTOKEN" + "x" * 54
+now = timezone.now()
+CredentialToken.objects.filter(pk=row.pk).update(
+    value_sealed=holder.value_sealed, expires_at=now + timedelta(hours=2), obtained_at=now,
+    refresh_after=now + timedelta(hours=2))
+# Other clients and tenants, so scope lookups do not run on near-empty tables.
+for i in range(50):
+    other, _ = Corp.objects.get_or_create(corpid=f"wpbenchother{i}")
+    Authorization.objects.get_or_create(suite=suite, corp=other)
+name = f"bench-{timezone.now().timestamp()}"
+client, issued = api_services.api_client_create(
+    name=name, corpids=["wpbenchcorp"], rate_limit_per_minute=10**9)
+print(json.dumps({"key": issued.key}))
+"""
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], port: int, workers: int) -> Iterator[None]:
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "bench.support.token_api_urls:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--timeout",
+        "30",
+        "--backlog",
+        "2048",
+        "--access-logfile",
+        "-",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if request("127.0.0.1", port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0]:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# --- load generation ----------------------------------------------------------------------
+
+
+def request(host: str, port: int, raw: bytes) -> tuple[int, bytes]:
+    """Send one request on a fresh connection (sync workers close it); return (status, body)."""
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(raw)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def raw_get(path: str, key: str | None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    if key:
+        lines.append(f"Authorization: Bearer {key}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@dataclass
+class Result:
+    label: str
+    seconds: float
+    latencies: list[float]  # ms
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def line(self) -> str:
+        return (
+            f"{self.label:<28} {self.rate:8.1f} req/s   p50 {self.pct(0.50):6.2f} ms   "
+            f"p99 {self.pct(0.99):6.2f} ms   max {max(self.latencies, default=0):7.2f} ms   "
+            f"errors {self.errors}"
+        )
+
+
+def fixed_rate(label: str, port: int, raw: bytes, rate: float, seconds: float) -> Result:
+    """Open loop: request i is due at start + i/rate; latency counts from when it was due."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.05
+    next_index = [0]
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next_index[0]
+                next_index[0] += 1
+            if i >= total:
+                return
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                status, _ = request("127.0.0.1", port, raw)
+                ok = status == 200
+            except OSError:
+                ok = False
+            elapsed = (time.perf_counter() - due) * 1000
+            with lock:
+                if ok:
+                    latencies.append(elapsed)
+                else:
+                    errors[0] += 1
+
+    # Enough threads that a slow answer never delays the next scheduled request.
+    threads = [threading.Thread(target=worker) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Result(label, time.perf_counter() - start, latencies, errors[0])
+
+
+def saturate(label: str, port: int, raw: bytes, connections: int, seconds: float) -> Result:
+    """Closed loop: ``connections`` callers, each sending its next request at once."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def worker() -> None:
+        mine, failed = [], 0
+        while time.perf_counter() < stop_at:
+            began = time.perf_counter()
+            try:
+                status, _ = request("127.0.0.1", port, raw)
+                ok = status == 200
+            except OSError:
+                ok = False
+            if ok:
+                mine.append((time.perf_counter() - began) * 1000)
+            else:
+                failed += 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Result(label, time.perf_counter() - start, latencies, errors[0])
+
+
+def merged(results: list[Result]) -> Result:
+    return Result(
+        results[0].label,
+        sum(r.seconds for r in results),
+        [x for r in results for x in r.latencies],
+        sum(r.errors for r in results),
+    )
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (Dockerfile: 4)")
+    parser.add_argument("--rate", type=float, default=200.0, help="fixed-rate requests/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per fixed-rate round")
+    parser.add_argument("--connections", type=int, default=16, help="saturation callers")
+    parser.add_argument("--saturation-seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each")
+    args = parser.parse_args()
+
+    port = free_port()
+    with data_stores() as urls:
+        env = django_env(urls, port)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        setup = subprocess.run(
+            [sys.executable, "-c", SETUP],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        key = json.loads(setup.stdout.strip().splitlines()[-1])["key"]
+        token_raw = raw_get("/api/v1/suites/wwbenchsuite/corps/wpbenchcorp/access-token/", key)
+        bare_raw = raw_get("/bench/bare/", None)
+        with gunicorn(env, port, args.workers):
+            status, body = request("127.0.0.1", port, token_raw)
+            assert status == 200, body
+            assert set(json.loads(body)) == {"access_token", "expires_at", "expires_in"}
+            assert request("127.0.0.1", port, bare_raw)[0] == 200
+            # Warm every worker: connections, imports, the token in Redis.
+            saturate("warm-up", port, token_raw, args.connections, 2)
+            saturate("warm-up", port, bare_raw, args.connections, 1)
+
+            fixed = {"token": [], "bare": []}
+            sat = {"token": [], "bare": []}
+            for _ in range(args.rounds):
+                # Interleaved, so noisy neighbours and frequency drift hit both alike.
+                fixed["bare"].append(
+                    fixed_rate("bare DRF view", port, bare_raw, args.rate, args.seconds)
+                )
+                fixed["token"].append(
+                    fixed_rate("token endpoint", port, token_raw, args.rate, args.seconds)
+                )
+                sat["bare"].append(
+                    saturate(
+                        "bare DRF view", port, bare_raw, args.connections, args.saturation_seconds
+                    )
+                )
+                sat["token"].append(
+                    saturate(
+                        "token endpoint",
+                        port,
+                        token_raw,
+                        args.connections,
+                        args.saturation_seconds,
+                    )
+                )
+
+    token_fixed, bare_fixed = merged(fixed["token"]), merged(fixed["bare"])
+    token_sat, bare_sat = merged(sat["token"]), merged(sat["bare"])
+    per_round = [t.rate / b.rate for t, b in zip(sat["token"], sat["bare"], strict=True)]
+    ratio = token_sat.rate / bare_sat.rate
+    p99_ok = token_fixed.pct(0.99) <= 30 and token_fixed.errors == 0
+    print(
+        f"gunicorn: {args.workers} sync workers; {os.cpu_count()} CPUs shared with PostgreSQL, "
+        f"Redis and the load generator; {args.rounds} interleaved rounds"
+    )
+    print(f"fixed rate {args.rate:.0f} req/s, {args.seconds:.0f} s per round:")
+    print("  " + token_fixed.line())
+    print("  " + bare_fixed.line())
+    print(f"saturation, {args.connections} connections, {args.saturation_seconds:.0f} s per round:")
+    print("  " + token_sat.line())
+    print("  " + bare_sat.line())
+    print(
+        f"ratio token/bare (saturation req/s): {ratio:.2f} "
+        f"(per round: {', '.join(f'{r:.2f}' for r in per_round)}; "
+        f"median {statistics.median(per_round):.2f})"
+    )
+    print(
+        f"targets: p99 <= 30 ms at {args.rate:.0f} req/s: {'PASS' if p99_ok else 'FAIL'} "
+        f"({token_fixed.pct(0.99):.2f} ms); ratio >= 0.6: {'PASS' if ratio >= 0.6 else 'FAIL'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
