@@ -113,9 +113,19 @@ def django_env(**overrides: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def celery_worker(
-    *, env: dict[str, str], queues: str = "priority,default", concurrency: int = 1
+    *,
+    env: dict[str, str],
+    queues: str = "priority,default",
+    concurrency: int = 1,
+    loglevel: str = "warning",
+    log_path: Path | None = None,
 ) -> Iterator[subprocess.Popen]:
-    """Run a real Celery worker process for the duration of the block."""
+    """Run a real Celery worker process for the duration of the block.
+
+    Its output goes to ``log_path`` when given (tests that read the worker's logs),
+    else nowhere: an unread pipe would block a chatty worker once it fills.
+    """
+    log = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
             sys.executable,
@@ -133,12 +143,12 @@ def celery_worker(
             "--without-gossip",
             "--without-mingle",
             "-l",
-            "warning",
+            loglevel,
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log or subprocess.DEVNULL,
+        stderr=log or subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -151,6 +161,8 @@ def celery_worker(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if log is not None:
+            log.close()
 
 
 def database_url(settings_dict: dict) -> str:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import urllib.request
 import uuid
 
@@ -17,7 +13,7 @@ from celery import signals
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ROOT
+from tests.support import celery_worker
 from tests.support import django_env
 from tests.support import free_port
 from tests.support import wait_until
@@ -87,44 +83,8 @@ def test_celery_does_not_replace_the_logging_configuration():
     assert signals.setup_logging.receivers
 
 
-@contextlib.contextmanager
 def worker_writing_logs_to(path, **env):
-    with path.open("w") as stderr:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "wecom_provider",
-                "worker",
-                "-Q",
-                "priority,default",
-                "--concurrency",
-                "1",
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env=django_env(**env),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    return celery_worker(env=django_env(**env), loglevel="info", log_path=path)
 
 
 @pytest.mark.timeout(120)

@@ -13,12 +13,7 @@ Celery signals and every metric fire here) or by a real worker (``worker=True``)
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -40,7 +35,7 @@ from licensing.services import license_order_create
 from tenants import credentials
 from tenants.models import Authorization
 from tenants.models import Suite
-from tests.support import ROOT
+from tests.support import celery_worker
 from tests.support import database_url
 from tests.support import django_env
 from tests.support import wait_until
@@ -98,47 +93,9 @@ def worker_env(platform, **overrides: str) -> dict[str, str]:
     )
 
 
-@contextlib.contextmanager
-def logging_worker(
-    *, env: dict[str, str], log_path: Path, loglevel: str = "debug"
-) -> Iterator[subprocess.Popen]:
+def logging_worker(*, env: dict[str, str], log_path: Path, loglevel: str = "debug"):
     """Run a real Celery worker; everything its log handlers write goes to ``log_path``."""
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "wecom_provider",
-                "worker",
-                "-Q",
-                "priority,default",
-                "--concurrency",
-                "2",
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                loglevel,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    return celery_worker(env=env, concurrency=2, loglevel=loglevel, log_path=log_path)
 
 
 # --- the scenario ----------------------------------------------------------------------------
