@@ -13,7 +13,6 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable
-from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import UTC
@@ -35,7 +34,7 @@ from api.models import ApiKey
 from api.models import AuditLog
 from api.models import JsapiTicket
 from tenants.credentials import AuthorizationInactive
-from tenants.credentials import CredentialUnavailable
+from tenants.credentials import credential_lock
 from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
@@ -218,8 +217,6 @@ def _audit_insert_sql(attnames: tuple[str, ...]) -> str:
 # Hand out a ticket only with this much life left: the page signs wx.config with it and
 # the browser may take a while to call WeCom.
 TICKET_MIN_LIFE = timedelta(minutes=5)
-LOCK_TIMEOUT = 30  # s: longer than one WeCom call with its timeout
-LOCK_WAIT = 20  # s: how long a caller queues behind the fetching one
 
 
 @dataclass(frozen=True)
@@ -269,36 +266,6 @@ def _ticket_to_cache(row: JsapiTicket) -> None:
         )
 
 
-@contextlib.contextmanager
-def _ticket_lock(key: str) -> Iterator[None]:
-    """Hold the per-ticket lock (Redis; a PostgreSQL advisory lock if Redis is down)."""
-    try:
-        lock = cache.lock(f"wcp:lock:{key}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
-        acquired = lock.acquire()
-    except redis.RedisError:
-        lock, acquired = None, False
-        logger.warning("lock service unavailable; using a database lock for %s", key)
-    if lock is not None:
-        if not acquired:
-            raise CredentialUnavailable(f"timed out waiting for the fetch of {key}")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(redis.RedisError):
-                lock.release()
-        return
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
-
-
 def jsapi_ticket_get(*, authorization: Authorization, kind: str) -> TicketValue:
     """Return the corp's (``corp``) or app's (``agent``) JS-SDK ticket, ≥5 min of life left.
 
@@ -319,7 +286,7 @@ def jsapi_ticket_get(*, authorization: Authorization, kind: str) -> TicketValue:
     if _ticket_usable(row, now):
         _ticket_to_cache(row)
         return TicketValue(row.value, row.expires_at)
-    with _ticket_lock(key):
+    with credential_lock(key):
         row.refresh_from_db()
         if _ticket_usable(row, timezone.now()):
             _ticket_to_cache(row)  # another caller fetched it while we waited

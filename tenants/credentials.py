@@ -218,10 +218,14 @@ def token_get(owner, *, rejected: str | None = None) -> TokenValue:
 
 
 @contextlib.contextmanager
-def _credential_lock(key: str) -> Iterator[None]:
-    """Hold the per-credential lock (Redis; a PostgreSQL advisory lock if Redis is down)."""
+def credential_lock(key: str) -> Iterator[None]:
+    """Hold the lock for one credential or ticket ``key`` (ids only) across processes.
+
+    Redis is the lock service; if it is down, a PostgreSQL advisory lock on the same
+    key takes over. The JS-SDK ticket cache (api.services) uses it too.
+    """
     try:
-        lock = cache.lock(f"wcp:lock:token:{key}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
+        lock = cache.lock(f"wcp:lock:{key}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
         acquired = lock.acquire()
     except redis.RedisError:
         lock = None
@@ -255,7 +259,7 @@ def _database_lock(key: str) -> Iterator[None]:
 
 
 def _refresh(owner, key: str, *, still_needed, reason: str) -> TokenValue | None:
-    with _credential_lock(key):
+    with credential_lock(f"token:{key}"):
         row = CredentialToken.objects.get(owner_key=key)
         if not still_needed(row):
             # Another caller or worker refreshed while we waited for the lock.
