@@ -31,3 +31,17 @@ def inbox_sweep() -> int:
 @shared_task(name="callbacks.inbox_prune", ignore_result=True, soft_time_limit=240, time_limit=300)
 def inbox_prune() -> int:
     return services.inbox_prune(older_than=timedelta(days=settings.CALLBACK_RETENTION_DAYS))
+
+
+@shared_task(
+    name="callbacks.process_batch",
+    ignore_result=True,
+    acks_late=True,  # safe for the same reason as callbacks.process
+    # A batch holds at most handoff.MAX_BATCH rows; rows it leaves unfinished when
+    # stopped are still pending (or stale-processing) and the sweeper takes them.
+    soft_time_limit=240,
+    time_limit=300,
+)
+def process_callbacks(event_ids: list[int]) -> None:
+    for event_id in event_ids:
+        services.callback_process(event_id=event_id)

@@ -40,6 +40,14 @@ def _read_body(request: HttpRequest, limit: int) -> bytes:
 
 
 def _handle(request: HttpRequest, endpoint: str, route_id: str) -> HttpResponse:
+    response = _answer(request, endpoint, route_id)
+    # A plain body of known length, never chunked: the lean handler these URLs run on
+    # (wecom_provider/wsgi.py) has no CommonMiddleware to add the header.
+    response["Content-Length"] = str(len(response.content))
+    return response
+
+
+def _answer(request: HttpRequest, endpoint: str, route_id: str) -> HttpResponse:
     from django.conf import settings
 
     started = time.perf_counter()

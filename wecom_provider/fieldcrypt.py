@@ -210,7 +210,15 @@ class SealedSecret:
         SEALED_FIELDS.append(self)
 
     def aad(self, instance: Any) -> str:
-        return f"{instance._meta.label}.{self.name}|{self.row(instance)}"
+        return self.aad_for(self.row(instance))
+
+    def aad_for(self, row: str) -> str:
+        """The associated data for the row whose identity is ``row``."""
+        return f"{self.model._meta.label}.{self.name}|{row}"
+
+    def seal_for(self, row: str, value: str) -> str:
+        """Return what the column holds for ``value`` on the row ``row`` (raw inserts)."""
+        return keyring().seal(value, aad=self.aad_for(row)) if value else ""
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
@@ -230,8 +238,7 @@ class SealedSecret:
         return plaintext
 
     def __set__(self, instance: Any, value: str | None) -> None:
-        sealed = keyring().seal(value, aad=self.aad(instance)) if value else ""
-        setattr(instance, self.column, sealed)
+        setattr(instance, self.column, self.seal_for(self.row(instance), value))
 
 
 SEALED_FIELDS: list[SealedSecret] = []

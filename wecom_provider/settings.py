@@ -96,6 +96,13 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# WeCom's callback URLs run only these (wecom_provider/wsgi.py): server-to-server calls
+# with a deadline need a request id and the security checks, nothing of the browser's.
+CALLBACK_MIDDLEWARE = [
+    "wecom_provider.observability.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+]
+CALLBACK_URLCONF = "wecom_provider.callback_urls"
 
 ROOT_URLCONF = "wecom_provider.urls"
 WSGI_APPLICATION = "wecom_provider.wsgi.application"

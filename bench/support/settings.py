@@ -1,4 +1,4 @@
-"""Bench-only settings: production settings plus the bare view's URLconf (bench/support/urls.py).
+"""Bench-only settings: production settings plus the bare view's URLconfs (bench/support/).
 
 Selected with DJANGO_SETTINGS_MODULE=bench.support.settings by bench/callbacks.py only.
 """
@@ -6,3 +6,4 @@ Selected with DJANGO_SETTINGS_MODULE=bench.support.settings by bench/callbacks.p
 from wecom_provider.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.support.urls"
+CALLBACK_URLCONF = "bench.support.callback_urls"

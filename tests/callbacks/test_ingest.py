@@ -55,6 +55,68 @@ def test_valid_callback_is_stored_once_and_answered_success(client, suite):
     assert "<SuiteTicket><![CDATA[SEEDED-TICKET-VALUE-0001]]>" in row.payload
 
 
+def test_raw_insert_writes_what_the_orm_would(client, suite):
+    """The request path inserts with one raw statement: every column must match the model."""
+    from django.utils import timezone
+
+    before = timezone.now()
+    post(client, ticket(suite, "FIELD-BY-FIELD"))
+    row = CallbackEvent.objects.get()
+    expected = CallbackEvent(
+        endpoint="command",
+        route_id=suite.suite_id,
+        receive_id=suite.suite_id,
+        info_type="suite_ticket",
+        suite_id=suite.suite_id,
+        event_timestamp=row.event_timestamp,
+        dedupe_key=row.dedupe_key,
+    )
+    skip = {"id", "payload_sealed", "received_at", "ack_ms", "dedupe_key", "event_timestamp"}
+    for field in CallbackEvent._meta.concrete_fields:
+        if field.attname not in skip:
+            assert getattr(row, field.attname) == getattr(expected, field.attname), field.name
+    assert before <= row.received_at <= timezone.now()
+    assert row.received_at.tzinfo is not None
+    assert len(row.dedupe_key) == 64
+    assert row.event_timestamp > 0
+    assert row.ack_ms > 0
+    assert "<SuiteTicket><![CDATA[FIELD-BY-FIELD]]>" in row.payload  # opens under its aad
+
+
+@pytest.mark.django_db(transaction=True)
+def test_insert_is_its_own_health_check(monkeypatch):
+    """No SELECT 1 before the insert; a connection found dead is replaced, nothing lost."""
+    import psycopg
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    from callbacks.handoff import handoff
+
+    checks = []
+    is_usable = DatabaseWrapper.is_usable
+    monkeypatch.setattr(
+        DatabaseWrapper, "is_usable", lambda self: checks.append(1) or is_usable(self)
+    )
+    handed_off = []
+    monkeypatch.setattr(handoff, "add", lambda event_id, **kw: handed_off.append(event_id))
+    suite = make_suite()
+    assert post(Client(), ticket(suite, "WARM")).status_code == 200  # routes now cached
+    checks.clear()
+
+    assert post(Client(), ticket(suite, "HOT")).content == b"success"
+    assert checks == []  # the reused connection was not pinged first
+
+    # The server drops our connection between two requests (restart, idle timeout).
+    with psycopg.connect(**connection.get_connection_params()) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    assert post(Client(), ticket(suite, "AFTER-DROP")).content == b"success"
+
+    stored = {
+        row.payload.split("<SuiteTicket><![CDATA[")[1][:10] for row in CallbackEvent.objects.all()
+    }
+    assert stored == {"WARM]]></S", "HOT]]></Su", "AFTER-DROP"}
+    assert len(handed_off) == 3  # each new row went to the workers, the re-run one too
+
+
 def test_processing_applies_the_handler_once(client, suite):
     post(client, ticket(suite, "TICKET-X"))
     row = CallbackEvent.objects.get()

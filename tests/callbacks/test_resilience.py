@@ -221,4 +221,4 @@ def test_with_postgresql_down_callbacks_get_an_error_reply_within_one_second():
 
             pg.start()  # the workers reconnect: callbacks are stored again
             response, _ = post(ticket(6))
-            assert (response.status_code, response.text) == (200, "success")
+            assert (response.status_code, response.text) == (200, "success"), web.log_tail()

@@ -47,6 +47,7 @@ from wecom_provider.wecom.messages import UpdateTag
 from wecom_provider.wecom.messages import UpdateUser
 from wecom_provider.wecom.messages import parse_envelope
 from wecom_provider.wecom.messages import parse_event
+from wecom_provider.wecom.messages import parse_event_header
 from wecom_provider.wecom.messages import parse_xml
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -454,6 +455,34 @@ def test_events_are_frozen_slotted_and_hashable(name):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+def test_event_header_has_the_base_fields_of_the_full_parse(name):
+    full = parse_event(fixture(name))
+
+    header = parse_event_header(fixture(name))
+
+    assert type(header) is Event
+    for base_field in dataclasses.fields(Event):
+        assert getattr(header, base_field.name) == getattr(full, base_field.name)
+
+
+def test_event_header_leaves_type_specific_fields_to_the_full_parse():
+    # A create_user without its required UserID: authentic payloads are stored by the
+    # request path (header) and fail in processing (full parse), never dropped.
+    xml = (
+        "<xml><SuiteId>s</SuiteId><AuthCorpId>c</AuthCorpId><InfoType>change_contact</InfoType>"
+        "<TimeStamp>1</TimeStamp><ChangeType>create_user</ChangeType></xml>"
+    )
+    header = parse_event_header(xml)
+    assert (header.info_type, header.change_type, header.auth_corp_id) == (
+        "change_contact",
+        "create_user",
+        "c",
+    )
+    with pytest.raises(MessageError):
+        parse_event(xml)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_str_and_bytes_parse_alike(name):
     assert parse_event(fixture(name).decode()) == parse_event(fixture(name))
 
@@ -701,9 +730,10 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_input_to_parse_event_raises_message_error(name):
+@pytest.mark.parametrize("parse", [parse_event, parse_event_header])
+def test_hostile_input_to_parse_event_raises_message_error(name, parse):
     with pytest.raises(MessageError) as info:
-        parse_event(HOSTILE[name])
+        parse(HOSTILE[name])
     # Our messages never echo the payload (it may be an attacker's or a secret).
     assert "passwd" not in str(info.value)
     assert info.value.__cause__ is None

@@ -847,6 +847,18 @@ def _info_type(raw: dict[str, Any]) -> str:
     raise MalformedMessage("payload has neither InfoType nor MsgType")
 
 
+def parse_event_header(xml: str | bytes, *, max_bytes: int = EVENT_MAX_BYTES) -> Event:
+    """Return only the Event base fields of a decrypted payload, as a plain Event.
+
+    For the callback request path, which stores the payload and needs only its type,
+    suite, corp and time: half the cost of parse_event. The same XML rules apply
+    (MessageError for anything malformed or hostile); type-specific fields are not
+    read, so a payload whose own fields are wrong passes here and fails parse_event.
+    """
+    raw = parse_xml(xml, max_bytes=max_bytes)
+    return Event(**_common(raw, _info_type(raw)))
+
+
 def parse_event(xml: str | bytes, *, max_bytes: int = EVENT_MAX_BYTES) -> Event:
     """Return the typed Event for a decrypted callback payload.
 
