@@ -35,6 +35,7 @@ from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import FeedEvent
 from tenants.models import Suite
+from wecom_provider import hotsql
 
 _SuiteLink = ApiClient.suites.through
 _CorpLink = ApiClient.corps.through
@@ -209,12 +210,11 @@ def api_key_lookup(
         select = f"{select}, {tenant_select}"
         source = f"{source} LEFT JOIN {tenant_joins}"
         params.extend(tenant)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT {select} FROM {source} WHERE k."prefix" = %s',  # noqa: S608 (names from _meta)
-            [*params, prefix],
-        )
-        row = cursor.fetchone()
+    # Usually the request's first statement: a read, so it may be the health check too.
+    row, _ = hotsql.fetch_one_rerunnable(
+        f'SELECT {select} FROM {source} WHERE k."prefix" = %s',  # noqa: S608 (names from _meta)
+        [*params, prefix],
+    )
     if row is None:
         return None, None
     first, second = len(_KEY_FIELDS), len(_KEY_FIELDS) + len(_CLIENT_FIELDS)

@@ -39,6 +39,7 @@ from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
 from tenants.wecom import corp_api
+from wecom_provider import hotsql
 from wecom_provider.observability.context import get_request_id
 
 logger = logging.getLogger(__name__)
@@ -182,8 +183,8 @@ def audit_record(
 ) -> None:
     """Append one audit row. ``detail`` holds ids only, never a token or key.
 
-    A plain INSERT (every audited request runs it, the token endpoint above all): the
-    ORM's save machinery costs more than the statement itself.
+    A plain prepared INSERT (every audited request runs it, the token endpoint above
+    all): the ORM's save machinery costs more than the statement itself.
     """
     values = {
         "created_at": connection.ops.adapt_datetimefield_value(timezone.now()),
@@ -199,8 +200,7 @@ def audit_record(
         # JSON text: PostgreSQL casts the untyped literal to jsonb; SQLite stores the text.
         "detail": json.dumps(detail or {}, separators=(",", ":")),
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_audit_insert_sql(tuple(values)), list(values.values()))
+    hotsql.fetch_one(_audit_insert_sql(tuple(values)), list(values.values()))
 
 
 @functools.cache

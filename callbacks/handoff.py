@@ -25,10 +25,12 @@ from collections.abc import Callable
 logger = logging.getLogger(__name__)
 
 # Long enough to gather a useful batch at a few hundred callbacks per second per
-# process, short against anything a product could notice.
-LINGER = 0.02
-# Ids per message: one worker runs a message's rows one after another.
-MAX_BATCH = 25
+# process (a publish holds the GIL for about half a millisecond, stalling the
+# request thread), short against anything a product could notice.
+LINGER = 0.1
+# Ids per message. A worker runs a message's rows one after another and hands what
+# is left after callbacks.tasks.BATCH_BUDGET to other workers.
+MAX_BATCH = 100
 
 Publish = Callable[[list[int], bool], bool]
 

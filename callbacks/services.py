@@ -16,12 +16,9 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-import psycopg
 from django.conf import settings
 from django.db import DatabaseError
 from django.db import IntegrityError
-from django.db import InterfaceError
-from django.db import OperationalError
 from django.db import connections
 from django.db import router
 from django.db import transaction
@@ -35,6 +32,7 @@ from callbacks.models import CallbackRejection
 from callbacks.routes import Route
 from callbacks.routes import route_for
 from tenants.models import Authorization
+from wecom_provider import hotsql
 from wecom_provider.observability import remember_secret
 from wecom_provider.wecom import messages
 from wecom_provider.wecom.crypto import CallbackCryptoError
@@ -250,41 +248,20 @@ def _insert_or_count(values: dict) -> tuple[int, int, bool]:
     """Insert a row with ``values`` (by attribute name; other fields take their defaults),
     or count one more delivery of the row that has its dedupe key.
 
-    One raw statement, so one round trip and (in autocommit) its own transaction: the
-    request path's cost is dominated by the ORM and round trips, and a duplicate needs
-    no IntegrityError, rollback and second query. Returns (id, duplicates,
-    reconnected): 0 duplicates means this call inserted the row. PostgreSQL and
-    SQLite ≥ 3.35 both speak it. tests/callbacks check the row field by field.
+    One statement, so one round trip and (in autocommit) its own transaction; a
+    duplicate needs no IntegrityError, rollback and second query. It is also the
+    connection's health check (wecom_provider/hotsql.py): being an upsert on the
+    dedupe key, it may run twice. Returns (id, duplicates, reconnected): 0 duplicates
+    means this call inserted the row; after a reconnect the row may be ours from the
+    lost first run. PostgreSQL and SQLite ≥ 3.35 both speak it; tests/callbacks check
+    the row field by field.
     """
     sql, fields = _insert_statement()
     connection = connections[router.db_for_write(CallbackEvent)]
     values["received_at"] = connection.ops.adapt_datetimefield_value(values["received_at"])
     params = [values.get(name, default) for name, default in fields]
-    if connection.in_atomic_block:
-        return (*_execute_insert(connection, sql, params), False)
-    # Usually this statement is the request's only query. Django's health check would
-    # send SELECT 1 before it (CONN_HEALTH_CHECKS): a round trip per callback. Let the
-    # statement itself be the check: on a connection that turns out dead, reconnect and
-    # run it once more. That is safe because it is an upsert on the dedupe key.
-    connection.health_check_done = True
-    try:
-        return (*_execute_insert(connection, sql, params), False)
-    except (OperationalError, InterfaceError):
-        connection.close()
-        return (*_execute_insert(connection, sql, params), True)
-
-
-def _execute_insert(connection, sql: str, params: list) -> tuple[int, int]:
-    with connection.cursor() as cursor:  # connects if needed, joins any transaction
-        if connection.vendor != "postgresql":
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-        # Django binds parameters client-side and makes PostgreSQL parse and plan every
-        # statement anew. This one runs per callback: bind server-side and prepare it
-        # once per connection.
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as raw:
-            raw.execute(sql, params, prepare=True)
-            return raw.fetchone()
+    (event_id, duplicates), rerun = hotsql.fetch_one_rerunnable(sql, params, alias=connection.alias)
+    return event_id, duplicates, rerun
 
 
 @functools.cache
@@ -348,7 +325,9 @@ def enqueue_batch(event_ids: list[int], *, priority: bool) -> bool:
     """Hand rows to a worker as one message (see callbacks/handoff.py); False on failure."""
     from callbacks.tasks import process_callbacks
 
-    return _publish(process_callbacks, [list(event_ids)], priority=priority)
+    if not event_ids:
+        return True
+    return _publish(process_callbacks, [list(event_ids), priority], priority=priority)
 
 
 def _publish(task, args: list, *, priority: bool, countdown: float | None = None) -> bool:

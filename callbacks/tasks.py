@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from celery import shared_task
@@ -33,15 +34,27 @@ def inbox_prune() -> int:
     return services.inbox_prune(older_than=timedelta(days=settings.CALLBACK_RETENTION_DAYS))
 
 
+# Seconds one worker spends on a batch before handing the rest to other workers: a
+# few slow rows (a WeCom call timing out) must not hold up the rows behind them.
+BATCH_BUDGET = 10.0
+
+
 @shared_task(
     name="callbacks.process_batch",
     ignore_result=True,
     acks_late=True,  # safe for the same reason as callbacks.process
-    # A batch holds at most handoff.MAX_BATCH rows; rows it leaves unfinished when
-    # stopped are still pending (or stale-processing) and the sweeper takes them.
+    # Rows left unfinished when stopped stay pending (or stale-processing): the sweeper
+    # takes them.
     soft_time_limit=240,
     time_limit=300,
 )
-def process_callbacks(event_ids: list[int]) -> None:
-    for event_id in event_ids:
+def process_callbacks(event_ids: list[int], priority: bool = False) -> None:
+    deadline = time.monotonic() + BATCH_BUDGET
+    for done, event_id in enumerate(event_ids):
+        if time.monotonic() > deadline:
+            rest = event_ids[done:]
+            # If the broker refuses, the rows stay pending for the sweeper.
+            services.enqueue_batch(rest[: len(rest) // 2], priority=priority)
+            services.enqueue_batch(rest[len(rest) // 2 :], priority=priority)
+            return
         services.callback_process(event_id=event_id)

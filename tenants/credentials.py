@@ -180,15 +180,18 @@ def _drop_cache(key: str) -> None:
         cache.delete(_cache_key(key))
 
 
-def _row_usable(row: CredentialToken, *, rejected: str | None, asked_at: datetime) -> bool:
-    return _usable(
-        value=row.value if row.value_sealed else "",
+def _usable_value(row: CredentialToken, *, rejected: str | None, asked_at: datetime) -> str:
+    """Return the row's token if it may be served, else "" (the value is opened once)."""
+    value = row.value if row.value_sealed else ""
+    usable = _usable(
+        value=value,
         expires_at=row.expires_at,
         obtained_at=row.obtained_at,
         now=timezone.now(),
         rejected=rejected,
         asked_at=asked_at,
     )
+    return value if usable else ""
 
 
 def token_get(owner, *, rejected: str | None = None) -> TokenValue:
@@ -201,15 +204,17 @@ def token_get(owner, *, rejected: str | None = None) -> TokenValue:
     key = owner_key(owner)
     asked_at = timezone.now()
     cached = _from_cache(key)
-    if cached is not None and _row_usable(cached, rejected=rejected, asked_at=asked_at):
-        return TokenValue(cached.value, cached.expires_at)
+    if cached is not None and (
+        value := _usable_value(cached, rejected=rejected, asked_at=asked_at)
+    ):
+        return TokenValue(value, cached.expires_at)
     row = credential_row(owner)
-    if _row_usable(row, rejected=rejected, asked_at=asked_at):
+    if value := _usable_value(row, rejected=rejected, asked_at=asked_at):
         _to_cache(row)
-        return TokenValue(row.value, row.expires_at)
+        return TokenValue(value, row.expires_at)
 
     def still_needed(current: CredentialToken) -> bool:
-        return not _row_usable(current, rejected=rejected, asked_at=asked_at)
+        return not _usable_value(current, rejected=rejected, asked_at=asked_at)
 
     return _refresh(owner, key, still_needed=still_needed, reason="demand")
 
