@@ -26,6 +26,7 @@ from django.db.models import F
 from django.db.models import Q
 from django.utils import timezone
 
+from callbacks.handoff import MAX_BATCH
 from callbacks.handoff import handoff
 from callbacks.models import CallbackEvent
 from callbacks.models import CallbackRejection
@@ -451,10 +452,13 @@ def inbox_sweep(*, limit: int = 500) -> int:
         )
         CallbackEvent.objects.filter(pk__in=ids).update(dispatched_at=now)
     sent = 0
-    for pk, priority, _ in rows:
-        if not enqueue(pk, priority=priority):
-            break  # broker down: the next sweep tries again
-        sent += 1
+    for priority in (True, False):  # auth codes first
+        ids = [pk for pk, p, _ in rows if p is priority]
+        for start in range(0, len(ids), MAX_BATCH):
+            chunk = ids[start : start + MAX_BATCH]
+            if not enqueue_batch(chunk, priority=priority):
+                return sent  # broker down: the next sweep tries again
+            sent += len(chunk)
     return sent
 
 

@@ -117,3 +117,35 @@ def test_a_batch_over_budget_hands_the_rest_to_other_workers(monkeypatch):
     monkeypatch.setattr(tasks, "BATCH_BUDGET", 10.0)
     tasks.process_callbacks.run(ids, False)
     assert set(CallbackEvent.objects.values_list("status", flat=True)) == {"ignored"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweeper_dispatches_left_rows_in_batches():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from callbacks import services
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    old = timezone.now() - services.SWEEP_GRACE - timedelta(seconds=5)
+    ids = []
+    for n in range(3):
+        row = CallbackEvent(
+            endpoint="command",
+            route_id="s",
+            receive_id="s",
+            info_type="unknown_type",
+            dedupe_key=f"sweep{n:059d}",
+            received_at=old,
+        )
+        row.payload = "<xml><InfoType>unknown_type</InfoType></xml>"
+        row.save()
+        ids.append(row.pk)
+    before = _queued_batches(broker)
+
+    assert services.inbox_sweep() == 3
+
+    new = [batch for batch in _queued_batches(broker) if batch not in before]
+    assert new == [(ids, False)]  # one message for the three rows
+    assert services.inbox_sweep() == 0  # just dispatched: not again within the grace
