@@ -73,8 +73,11 @@ def test_a_chunk_that_fails_whole_records_every_item(platform, corp, big_order):
     items = [{"active_code": c.active_code, "userid": "nobody"} for c in codes]
     batch = services.license_accounts_activate_batch(corp=corp, items=items)
     assert (batch.succeeded, batch.failed) == (0, 3)
-    # WeCom answers 701024 for the call; the protocol client exposes no per-item list then.
-    assert list(batch.errors.values_list("errcode", flat=True)) == [701024] * 3
+    # WeCom answers 701024 for the call, with each item's reason, and those are stored:
+    # "nobody" is no member (701019), and the same userid again in one call (701023).
+    errors = batch.errors.order_by("pk")
+    assert list(errors.values_list("errcode", flat=True)) == [701019, 701023, 701023]
+    assert [e.item["active_code"] for e in errors] == [c.active_code for c in codes]
 
 
 def test_renew_job_is_chunked_and_invalid_accounts_are_stored(
@@ -114,7 +117,8 @@ def test_renew_job_is_chunked_and_invalid_accounts_are_stored(
 def test_renew_job_with_no_valid_account_reports_every_item(platform, corp):
     with pytest.raises(services.LicenseBatchFailed) as info:
         services.license_renew_job_create(corp=corp, accounts=[{"userid": "ghost", "type": 1}])
-    assert list(info.value.batch.errors.values_list("errcode", flat=True)) == [701024]
+    # The item's own reason (701024 is only "every item failed"): not a member.
+    assert list(info.value.batch.errors.values_list("errcode", flat=True)) == [701019]
 
 
 def test_share_codes_downstream(platform, ctl, pushes, corp, buyer):

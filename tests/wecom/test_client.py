@@ -476,6 +476,41 @@ def test_errcode_maps_to_its_error_class(client, server, errcode, cls, kind):
     assert f"msg {errcode}" in str(exc)
 
 
+def test_every_item_failed_is_an_answer_with_each_items_errcode(client, server):
+    # §10: 701024 means every item of a batch failed; the answer says why, item by item.
+    results = [{"active_code": "a", "userid": "u", "errcode": 701021, "errmsg": "bad code"}]
+    server.reply(
+        "/cgi-bin/license/batch_active_account",
+        {"errcode": 701024, "errmsg": "every item failed", "active_result": results},
+    )
+    answer = provider_api(client).batch_active_account(
+        corpid="c", active_list=[{"active_code": "a", "userid": "u"}]
+    )
+    assert answer["errcode"] == 701024
+    assert answer["active_result"] == results
+
+
+def test_every_item_failed_without_the_items_is_an_error(client, server):
+    # Without the per-item list nobody could tell which items failed: raise as before.
+    server.reply(
+        "/cgi-bin/license/batch_active_account", {"errcode": 701024, "errmsg": "all failed"}
+    )
+    with pytest.raises(WeComPermanentError) as info:
+        provider_api(client).batch_active_account(
+            corpid="c", active_list=[{"active_code": "a", "userid": "u"}]
+        )
+    assert info.value.errcode == 701024
+
+
+def test_701024_is_an_error_on_endpoints_without_item_results(client, server):
+    server.reply(
+        "/cgi-bin/license/get_order",
+        {"errcode": 701024, "errmsg": "x", "active_result": [{"errcode": 1}]},
+    )
+    with pytest.raises(WeComPermanentError):
+        provider_api(client).get_order(order_id="o1")
+
+
 def test_error_for_is_pure_and_clips_long_errmsg():
     exc = error_for(45009, "x" * 5000, "list_order")
     assert isinstance(exc, WeComRateLimited)

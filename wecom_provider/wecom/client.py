@@ -71,6 +71,7 @@ __all__ = [
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 # §3: every token and ticket lives 7200 s; used when a legacy body omits expires_in.
 DEFAULT_EXPIRES_IN = 7200
+ALL_ITEMS_FAILED = 701024  # a batch call whose every item failed (§10)
 
 logger = logging.getLogger(__name__)
 
@@ -501,6 +502,9 @@ class WeComClient:
             return None, WeComTransportError(
                 endpoint=ep.name, errmsg="malformed errcode", status_code=status
             )
+        if errcode == ALL_ITEMS_FAILED and ep.item_results and body.get(ep.item_results):
+            # Not an error of the call: each item says why it failed (Endpoint.item_results).
+            return body, None
         if errcode != 0:
             errmsg = body.get("errmsg")
             errmsg = _scrub(errmsg if isinstance(errmsg, str) else "", secrets)

@@ -70,6 +70,10 @@ class Endpoint:
     # Request-body list capped per call (§10); the client refuses longer lists.
     batch_field: str | None = None
     batch_max: int = BATCH_MAX_ITEMS
+    # Response list of per-item results (an errcode each). When every item failed,
+    # WeCom answers errcode 701024 *with* this list: the client returns that answer
+    # instead of raising, so the caller sees why each item failed (§10).
+    item_results: str | None = None
     # Response list of a cursor-paginated endpoint (cursor/next_cursor/has_more).
     page_items: str | None = None
     # The answer may be raw bytes (get_app_qrcode with result_type=1 returns a PNG).
@@ -161,7 +165,8 @@ _ALL: tuple[Endpoint, ...] = (
     _ep("getcallbackip", GET, "/cgi-bin/getcallbackip", CORP, doc="path/91116"),
     # §6.3 license orders
     _license("create_new_order", doc="path/95644"),
-    _license("create_renew_order_job", batch_field="account_list"),
+    _license("create_renew_order_job", batch_field="account_list",
+             item_results="invalid_account_list"),
     _license("submit_order_job"),
     _license("list_order", page_items="order_list"),
     _license("get_order"),
@@ -178,15 +183,16 @@ _ALL: tuple[Endpoint, ...] = (
         doc="path/100137"),
     # §6.4 license accounts
     _license("active_account"),
-    _license("batch_active_account", batch_field="active_list"),
+    _license("batch_active_account", batch_field="active_list", item_results="active_result"),
     _license("active_account_by_type"),
     _license("get_active_info_by_code"),
     _license("batch_get_active_info_by_code", batch_field="active_code_list"),
     # (sic): "actived" is WeCom's spelling of the path.
     _license("list_actived_account", page_items="account_list"),
     _license("get_active_info_by_user"),
-    _license("batch_transfer_license", batch_field="transfer_list"),
-    _license("batch_share_active_code", batch_field="share_list"),
+    _license("batch_transfer_license", batch_field="transfer_list",
+             item_results="transfer_result"),
+    _license("batch_share_active_code", batch_field="share_list", item_results="share_result"),
     _license("get_app_license_info"),
     _license("set_auto_active_status"),
     _license("get_auto_active_status"),
