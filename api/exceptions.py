@@ -21,6 +21,7 @@ from rest_framework.views import set_rollback
 from licensing.services import LicenseBatchFailed
 from licensing.services import LicenseError
 from tenants.credentials import AuthorizationInactive
+from tenants.credentials import CredentialBackoff
 from tenants.credentials import CredentialUnavailable
 from wecom_provider.wecom.errors import ErrorKind
 from wecom_provider.wecom.errors import WeComError
@@ -152,6 +153,18 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         return Response(
             error_body("authorization_inactive", "The tenant's authorization is not active."),
             status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, CredentialBackoff):
+        # A remembered failure: no WeCom call was made; retry when the backoff ends.
+        logger.warning("credential in backoff in API request: %s", exc)
+        return Response(
+            error_body(
+                "credential_unavailable",
+                "No credential is available now; retry later.",
+                {"flagged": exc.flagged},
+            ),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     if isinstance(exc, CredentialUnavailable):
         logger.warning("credential unavailable in API request: %s", exc)

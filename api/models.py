@@ -156,6 +156,9 @@ class JsapiTicket(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     obtained_at = models.DateTimeField(null=True, blank=True)
     fetch_count = models.PositiveIntegerField(default=0)
+    # Fencing, as on CredentialToken: invalidation bumps it; a fetch started under an
+    # older generation does not store its ticket.
+    generation = models.PositiveBigIntegerField(default=0)
 
     value = SealedSecret("value_sealed", row=lambda t: t.owner_key)
 

@@ -5,7 +5,6 @@ Views, admin actions and the ``create_api_client`` command only call these.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -19,12 +18,9 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-import redis
-from django.core.cache import cache
 from django.db import connection
 from django.db import transaction
 from django.db.models import F
-from django.db.models import Q
 from django.utils import timezone
 
 from api.keys import key_generate
@@ -34,6 +30,10 @@ from api.models import ApiKey
 from api.models import AuditLog
 from api.models import JsapiTicket
 from tenants.credentials import AuthorizationInactive
+from tenants.credentials import CredentialUnavailable
+from tenants.credentials import cache_fence
+from tenants.credentials import cache_read_fenced
+from tenants.credentials import cache_write_fenced
 from tenants.credentials import credential_lock
 from tenants.models import Authorization
 from tenants.models import Corp
@@ -238,10 +238,8 @@ def _ticket_usable(row: JsapiTicket, now: datetime) -> bool:
 
 
 def _ticket_from_cache(key: str) -> JsapiTicket | None:
-    try:
-        entry = cache.get(f"ticket:{key}")
-    except redis.RedisError:
-        return None
+    # Fenced like corp tokens (tenants.credentials): an invalidation voids older copies.
+    entry = cache_read_fenced(f"ticket:{key}")
     if not entry:
         return None
     # Redis holds the sealed value only.
@@ -252,18 +250,16 @@ def _ticket_from_cache(key: str) -> JsapiTicket | None:
     )
 
 
-def _ticket_to_cache(row: JsapiTicket) -> None:
+def _ticket_to_cache(row: JsapiTicket, *, read_at: float) -> None:
     if not row.value_sealed or row.expires_at is None:
         return
     ttl = int((row.expires_at - timezone.now()).total_seconds())
-    if ttl <= 0:
-        return
-    with contextlib.suppress(redis.RedisError):
-        cache.set(
-            f"ticket:{row.owner_key}",
-            {"sealed": row.value_sealed, "exp": row.expires_at.timestamp()},
-            timeout=ttl,
-        )
+    cache_write_fenced(
+        f"ticket:{row.owner_key}",
+        {"sealed": row.value_sealed, "exp": row.expires_at.timestamp()},
+        read_at=read_at,
+        ttl=ttl,
+    )
 
 
 def jsapi_ticket_get(*, authorization: Authorization, kind: str) -> TicketValue:
@@ -271,26 +267,34 @@ def jsapi_ticket_get(*, authorization: Authorization, kind: str) -> TicketValue:
 
     Redis → database → WeCom; the WeCom fetch runs under a per-ticket lock and
     re-checks once the lock is held, so concurrent callers in every process share one
-    fetch (WeCom allows 400 an hour per corp, 100 per app).
+    fetch (WeCom allows 400 an hour per corp, 100 per app). The store is compare-and-set
+    on the row's generation, which ``jsapi_tickets_invalidate`` bumps: a ticket fetched
+    while the tenant was suspended, cancelled or reset is dropped, never served.
     """
     if kind not in JsapiTicket.Kind.values:
         raise ValueError(f"unknown ticket kind {kind!r}")
+    if not authorization.is_active:
+        # Revocation on every path, the cache included (the API passes this request's row).
+        raise AuthorizationInactive(f"authorization {authorization} is {authorization.status}")
     key = _ticket_key(authorization, kind)
     now = timezone.now()
     cached = _ticket_from_cache(key)
     if cached is not None and _ticket_usable(cached, now):
         return TicketValue(cached.value, cached.expires_at)
+    read_at = time.time()
     row, _ = JsapiTicket.objects.get_or_create(
         owner_key=key, defaults={"authorization": authorization, "kind": kind}
     )
     if _ticket_usable(row, now):
-        _ticket_to_cache(row)
+        _ticket_to_cache(row, read_at=read_at)
         return TicketValue(row.value, row.expires_at)
     with credential_lock(key):
+        read_at = time.time()
         row.refresh_from_db()
         if _ticket_usable(row, timezone.now()):
-            _ticket_to_cache(row)  # another caller fetched it while we waited
+            _ticket_to_cache(row, read_at=read_at)  # another caller fetched it while we waited
             return TicketValue(row.value, row.expires_at)
+        generation = row.generation
         current = Authorization.objects.only("status").get(pk=authorization.pk)
         if not current.is_active:
             raise AuthorizationInactive(f"authorization {authorization} is {current.status}")
@@ -301,29 +305,38 @@ def jsapi_ticket_get(*, authorization: Authorization, kind: str) -> TicketValue:
         expires_at = started + timedelta(seconds=ticket.expires_in)
         fresh = JsapiTicket(owner_key=key)
         fresh.value = ticket.value
-        # Compare-and-set: a slower fetch never replaces a newer ticket.
-        JsapiTicket.objects.filter(pk=row.pk).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__lt=expires_at)
-        ).update(
+        read_at = time.time()
+        # Compare-and-set on the generation read before the fetch.
+        stored = JsapiTicket.objects.filter(pk=row.pk, generation=generation).update(
             value_sealed=fresh.value_sealed,
             expires_at=expires_at,
             obtained_at=timezone.now(),
             fetch_count=F("fetch_count") + 1,
+            generation=F("generation") + 1,
         )
         row.refresh_from_db()
-        _ticket_to_cache(row)
+        if not stored:
+            if _ticket_usable(row, timezone.now()):
+                return TicketValue(row.value, row.expires_at)
+            raise CredentialUnavailable(f"ticket {key} was invalidated during its fetch")
+        _ticket_to_cache(row, read_at=read_at)
         return TicketValue(row.value, row.expires_at)
 
 
 def jsapi_tickets_invalidate(*, authorization: Authorization) -> None:
-    """Forget the corp's tickets (the next signature fetches new ones)."""
+    """Forget the corp's tickets (the next signature fetches new ones).
+
+    Bumps each ticket's generation (a fetch in flight cannot store its ticket) and
+    fences the Redis copies.
+    """
     keys = list(
         JsapiTicket.objects.filter(authorization=authorization).values_list("owner_key", flat=True)
     )
-    JsapiTicket.objects.filter(authorization=authorization).update(value_sealed="", expires_at=None)
+    JsapiTicket.objects.filter(authorization=authorization).update(
+        value_sealed="", expires_at=None, generation=F("generation") + 1
+    )
     for key in keys:
-        with contextlib.suppress(redis.RedisError):
-            cache.delete(f"ticket:{key}")
+        cache_fence(f"ticket:{key}")
 
 
 def jsapi_signature(

@@ -3,13 +3,24 @@
 Reading a token: Redis (the fast copy, holding the *sealed* value) → the database (the
 durable copy) → a refresh. A refresh runs under a per-credential lock and re-checks once
 the lock is held, so one WeCom call serves every waiting caller in every process
-(single flight). The database write is compare-and-set on ``expires_at``, so a slow
-writer that got its token earlier never overwrites a newer one: the lock saves work,
-the CAS keeps data correct.
+(single flight). The database write is compare-and-set on the row's ``generation``:
+every write (a stored token, an invalidation) bumps it, so a slow writer that started
+under an older generation never overwrites a newer token, and a token fetched while
+the credential was invalidated (cancel, reset, suspend) is thrown away, never served.
+The lock saves work, the generation keeps data correct.
 
-Beat renews tokens ahead of expiry (see ``tokens_refresh_due``); a request only
+Redis copies are fenced too: an invalidation writes a fence mark next to the entry, and
+an entry read from the database before the mark is ignored (a reader that re-cached an
+old row between the invalidation's delete and its commit cannot resurrect it).
+
+Beat renews tokens ahead of expiry, once per window (see ``tokens_refresh_due``). When
+WeCom hands back the value we hold (same token while valid), the token is served to
+its real expiry and fetched again only after it (``reissues_same``). A request only
 refreshes when it finds no usable token, or when WeCom rejected the one it has
-(``rejected``): then the token is refreshed only if it is still the current one.
+(``rejected``): then the token is refreshed only if it is still the current one, at
+most once per FORCED_REFRESH_COOLDOWN. A failed fetch is remembered with a backoff by
+error class (``retry_not_before``): meanwhile no WeCom call is made and callers get
+CredentialBackoff (the API answers 503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -29,7 +40,6 @@ import redis
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import F
-from django.db.models import Q
 from django.utils import timezone
 
 from tenants.models import SUITE_TICKET_MAX_AGE
@@ -46,15 +56,19 @@ from wecom_provider.wecom.errors import WeComError
 
 logger = logging.getLogger(__name__)
 
-# Never hand out a token that expires within this margin (the API promises it).
+# Never hand out a token that expires within this margin (the API promises it), except
+# a token WeCom re-issued unchanged: asking again before it expires is pointless.
 MIN_SERVE_LIFE = timedelta(minutes=5)
-# Beat renews a token when 8–12 % of its life is left (jittered per refresh so a fleet
-# of tokens obtained together spreads out). Earlier is pointless: WeCom answers the same
-# token while it is valid, so an early refresh only spends a call. Later would eat into
-# MIN_SERVE_LIFE. 7200 s tokens are renewed 576–864 s before expiry: ≤ 14 calls a day.
-REFRESH_AHEAD = (0.08, 0.12)
-# When WeCom hands back the token we already had, look again this much later.
-SAME_TOKEN_RETRY = timedelta(seconds=60)
+# Beat renews a token when 5–8 % of its life is left (jittered per refresh so a fleet
+# of tokens obtained together spreads out). 7200 s tokens are renewed 360–576 s before
+# expiry (above MIN_SERVE_LIFE plus a beat tick): at most 1 + 86400 / 6624 → 14 calls a
+# day. A credential whose WeCom hands back the same value is renewed only after expiry.
+REFRESH_AHEAD = (0.05, 0.08)
+# A re-issued token is fetched again this long after our (conservative) expiry: our
+# expiry is counted from before the call, WeCom's may be up to a second later.
+REISSUE_GRACE = timedelta(seconds=2)
+# Redis fence marks outlive every cache entry they fence (tokens live ≤ 7200 s).
+FENCE_TTL = 3 * 3600
 LOCK_TIMEOUT = 30  # s: longer than one WeCom call with its timeout
 LOCK_WAIT = 20  # s: how long a caller queues behind the refreshing one
 
@@ -69,6 +83,32 @@ class SuiteTicketUnavailable(CredentialUnavailable):
 
 class AuthorizationInactive(CredentialUnavailable):
     """The authorization is suspended or cancelled: no corp token is fetched for it."""
+
+
+class CredentialBackoff(CredentialUnavailable):
+    """A recent fetch failed; no WeCom call is made before ``retry_after`` seconds pass."""
+
+    def __init__(self, message: str, *, retry_after: int, flagged: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+        self.flagged = flagged
+
+
+def _setting(name: str, default):
+    from django.conf import settings
+
+    return getattr(settings, name, default)
+
+
+def forced_refresh_cooldown() -> timedelta:
+    """At most one rejection-driven WeCom call per credential per this period."""
+    return timedelta(seconds=_setting("TOKEN_FORCED_REFRESH_COOLDOWN", 60))
+
+
+# Errcodes meaning the credential itself is wrong or dead (secret, corpid, permanent
+# code, appid; the corp-gone family is added below): retrying soon only risks a ban
+# (gettoken bans the IP for an hour after repeated wrong secrets, protocol §5.4).
+CREDENTIAL_ERRCODES = frozenset({40001, 40013, 40082, 40084, 40086})
 
 
 @dataclass(frozen=True)
@@ -131,8 +171,13 @@ def _usable(
     now: datetime,
     rejected: str | None,
     asked_at: datetime,
+    reissued: bool = False,
 ) -> bool:
-    if not value or expires_at is None or expires_at - now < MIN_SERVE_LIFE:
+    if not value or expires_at is None:
+        return False
+    # A re-issued token is served to its last second (WeCom would hand back the same
+    # value anyway); any other one only with MIN_SERVE_LIFE left.
+    if expires_at - now < (timedelta(seconds=1) if reissued else MIN_SERVE_LIFE):
         return False
     if rejected is not None and value == rejected:
         # The caller saw WeCom reject this very token. It is usable only if somebody
@@ -141,12 +186,49 @@ def _usable(
     return True
 
 
-def _from_cache(key: str) -> CredentialToken | None:
+def _fence_key(cache_key: str) -> str:
+    return f"fence:{cache_key}"
+
+
+def cache_read_fenced(cache_key: str) -> dict | None:
+    """Return the cache entry under ``cache_key`` unless a later invalidation fenced it.
+
+    One round trip (MGET of the entry and its fence mark). Used for tokens and JS-SDK
+    tickets alike.
+    """
     try:
-        entry = cache.get(_cache_key(key))
+        found = cache.get_many([cache_key, _fence_key(cache_key)])
     except redis.RedisError:
-        logger.warning("token cache unavailable; reading %s from the database", key)
+        logger.warning("token cache unavailable; reading %s from the database", cache_key)
         return None
+    entry = found.get(cache_key)
+    if not entry:
+        return None
+    fence = found.get(_fence_key(cache_key))
+    if fence is not None and entry.get("read", 0) <= fence:
+        return None  # copied from the database before the last invalidation
+    return entry
+
+
+def cache_write_fenced(cache_key: str, entry: dict, *, read_at: float, ttl: int) -> None:
+    """Cache ``entry`` as read from the database at ``read_at`` (time.time())."""
+    if ttl <= 0:
+        return
+    try:
+        cache.set(cache_key, {**entry, "read": read_at}, timeout=ttl)
+    except redis.RedisError:
+        logger.warning("token cache unavailable; %s not cached", cache_key)
+
+
+def cache_fence(cache_key: str) -> None:
+    """Drop the entry and fence it: copies read from the database before now are void."""
+    with contextlib.suppress(redis.RedisError):
+        cache.set(_fence_key(cache_key), time.time(), timeout=FENCE_TTL)
+        cache.delete(cache_key)
+
+
+def _from_cache(key: str) -> CredentialToken | None:
+    entry = cache_read_fenced(_cache_key(key))
     if not entry:
         return None
     # Redis holds the sealed value: a Redis dump or AOF file leaks nothing.
@@ -155,29 +237,28 @@ def _from_cache(key: str) -> CredentialToken | None:
         value_sealed=entry["sealed"],
         expires_at=datetime.fromtimestamp(entry["exp"], tz=UTC),
         obtained_at=datetime.fromtimestamp(entry["obt"], tz=UTC),
+        reissues_same=bool(entry.get("same")),
+        generation=entry.get("gen", 0),
     )
 
 
-def _to_cache(row: CredentialToken) -> None:
+def _to_cache(row: CredentialToken, *, read_at: float) -> None:
+    """Cache ``row`` as read from the database at ``read_at`` (taken before the read)."""
     if not row.value_sealed or row.expires_at is None:
-        return
-    ttl = int((row.expires_at - timezone.now()).total_seconds())
-    if ttl <= 0:
         return
     entry = {
         "sealed": row.value_sealed,
         "exp": row.expires_at.timestamp(),
         "obt": (row.obtained_at or timezone.now()).timestamp(),
+        "same": row.reissues_same,
+        "gen": row.generation,
     }
-    try:
-        cache.set(_cache_key(row.owner_key), entry, timeout=ttl)
-    except redis.RedisError:
-        logger.warning("token cache unavailable; %s not cached", row.owner_key)
+    ttl = int((row.expires_at - timezone.now()).total_seconds())
+    cache_write_fenced(_cache_key(row.owner_key), entry, read_at=read_at, ttl=ttl)
 
 
 def _drop_cache(key: str) -> None:
-    with contextlib.suppress(redis.RedisError):
-        cache.delete(_cache_key(key))
+    cache_fence(_cache_key(key))
 
 
 def _usable_value(row: CredentialToken, *, rejected: str | None, asked_at: datetime) -> str:
@@ -190,6 +271,7 @@ def _usable_value(row: CredentialToken, *, rejected: str | None, asked_at: datet
         now=timezone.now(),
         rejected=rejected,
         asked_at=asked_at,
+        reissued=row.reissues_same,
     )
     return value if usable else ""
 
@@ -201,6 +283,11 @@ def token_get(owner, *, rejected: str | None = None) -> TokenValue:
     refreshed (once, however many callers report it); if it was already replaced,
     the current token is returned without calling WeCom.
     """
+    if isinstance(owner, Authorization) and not owner.is_active:
+        # Revocation bites on every path, the cache included: API callers pass the
+        # tenant row read by this very request, so a suspend or cancel committed in any
+        # process is seen by the next request (the invalidation fences the copies too).
+        raise AuthorizationInactive(f"authorization {owner} is {owner.status}")
     key = owner_key(owner)
     asked_at = timezone.now()
     cached = _from_cache(key)
@@ -208,15 +295,44 @@ def token_get(owner, *, rejected: str | None = None) -> TokenValue:
         value := _usable_value(cached, rejected=rejected, asked_at=asked_at)
     ):
         return TokenValue(value, cached.expires_at)
+    read_at = time.time()
     row = credential_row(owner)
     if value := _usable_value(row, rejected=rejected, asked_at=asked_at):
-        _to_cache(row)
+        _to_cache(row, read_at=read_at)
         return TokenValue(value, row.expires_at)
 
     def still_needed(current: CredentialToken) -> bool:
-        return not _usable_value(current, rejected=rejected, asked_at=asked_at)
+        if _usable_value(current, rejected=rejected, asked_at=asked_at):
+            return False
+        # Reported again within the cool-down: one forced call per period is all a
+        # credential gets; every other reporter is handed the current token.
+        return not (
+            rejected is not None
+            and _in_cooldown(current)
+            and _usable_value(current, rejected=None, asked_at=asked_at)
+        )
 
-    return _refresh(owner, key, still_needed=still_needed, reason="demand")
+    return _refresh(
+        owner, key, still_needed=still_needed, reason="rejected" if rejected else "demand"
+    )
+
+
+def _in_cooldown(row: CredentialToken) -> bool:
+    return (
+        row.forced_refresh_at is not None
+        and timezone.now() - row.forced_refresh_at < forced_refresh_cooldown()
+    )
+
+
+def _check_backoff(row: CredentialToken) -> None:
+    now = timezone.now()
+    if row.retry_not_before is not None and row.retry_not_before > now:
+        wait = (row.retry_not_before - now).total_seconds()
+        raise CredentialBackoff(
+            f"{row.owner_key}: the last fetch failed ({row.last_error}); retrying later",
+            retry_after=int(wait) + 1,
+            flagged=row.flagged,
+        )
 
 
 # --- refreshing -------------------------------------------------------------------------
@@ -265,69 +381,105 @@ def _database_lock(key: str) -> Iterator[None]:
 
 def _refresh(owner, key: str, *, still_needed, reason: str) -> TokenValue | None:
     with credential_lock(f"token:{key}"):
+        read_at = time.time()
         row = CredentialToken.objects.get(owner_key=key)
         if not still_needed(row):
             # Another caller or worker refreshed while we waited for the lock.
-            _to_cache(row)
+            _to_cache(row, read_at=read_at)
             if row.value_sealed and row.expires_at:
                 return TokenValue(row.value, row.expires_at)
             return None
+        if reason != "rejected" or row.flagged:
+            # A rejection report may retry a system failure at once (the cool-down caps
+            # it); nobody retries a credential failure before its backoff ends.
+            _check_backoff(row)
+        if row.reissues_same and row.value_sealed and row.expires_at:
+            # Our expiry of a re-issued token is counted from before the call; WeCom's
+            # may be a moment later. Asking inside that moment gets the dying value again.
+            wait = (row.expires_at + REISSUE_GRACE - timezone.now()).total_seconds()
+            if 0 < wait <= REISSUE_GRACE.total_seconds() and reason != "rejected":
+                time.sleep(wait)
+        generation = row.generation
         started = timezone.now()
+        if reason == "rejected":
+            # Bookkeeping only (no generation bump): starts the cool-down.
+            CredentialToken.objects.filter(pk=row.pk).update(forced_refresh_at=started)
         clock = time.monotonic()
         try:
             grant = _fetch(owner)
         except (WeComError, CredentialUnavailable) as exc:
-            _record_failure(row, owner, exc, reason=reason)
+            delay = _record_failure(row, owner, exc, reason=reason)
             _observe(row.kind, "error", time.monotonic() - clock)
+            if getattr(exc, "errcode", None) in CREDENTIAL_ERRCODES and not isinstance(
+                exc, WeComCorpGone
+            ):
+                # Products see the backoff (503 + Retry-After), not WeCom's refusal.
+                raise CredentialBackoff(
+                    f"{key}: WeCom refused the credential (errcode {exc.errcode})",
+                    retry_after=delay,
+                    flagged=True,
+                ) from exc
             raise
         _observe(row.kind, "ok", time.monotonic() - clock)
-        return _store(row, grant, started=started)
+        return _store(row, grant, started=started, generation=generation)
 
 
-def _store(row: CredentialToken, grant: AccessToken, *, started: datetime) -> TokenValue:
+def _store(
+    row: CredentialToken, grant: AccessToken, *, started: datetime, generation: int
+) -> TokenValue:
+    """Store ``grant`` if the row is still at ``generation`` (the one it was fetched under).
+
+    Refused when anything wrote the row since (an invalidation, another writer): the
+    grant is then dropped and never served; the caller gets the row's current token if
+    it is usable, else CredentialUnavailable.
+    """
     remember_secret(grant.value)
     now = timezone.now()
     # Count the lifetime from before the call: the token may be older than our answer.
     expires_at = started + timedelta(seconds=grant.expires_in)
     lifetime = timedelta(seconds=grant.expires_in)
-    refresh_after = expires_at - lifetime * random.uniform(*REFRESH_AHEAD)
     current_value = row.value if row.value_sealed else ""
-    bookkeeping = {
-        "last_refresh_at": now,
-        "last_refresh_ok": True,
-        "last_error": "",
-        "consecutive_failures": 0,
-        "refresh_count": F("refresh_count") + 1,
-    }
-    if grant.value == current_value and row.expires_at and expires_at <= row.expires_at:
-        # WeCom answered with the token we hold (same token while valid). Mark it as
-        # freshly confirmed so concurrent "rejected" reports do not refetch it, and look
-        # again shortly instead of spinning.
-        CredentialToken.objects.filter(pk=row.pk).update(
-            obtained_at=now,
-            refresh_after=min(now + SAME_TOKEN_RETRY, row.expires_at),
-            **bookkeeping,
-        )
-        row.refresh_from_db()
-        _to_cache(row)
-        return TokenValue(row.value, row.expires_at)
+    same = bool(current_value) and grant.value == current_value
+    reissues = row.reissues_same or same
+    if same and row.expires_at is not None:
+        # WeCom handed back the value we hold: its expiry is the original one (never
+        # extend it). Serve it to that expiry and ask once more only after it.
+        expires_at = min(expires_at, row.expires_at)
+    if reissues:
+        refresh_after = expires_at + REISSUE_GRACE
+    else:
+        refresh_after = expires_at - lifetime * random.uniform(*REFRESH_AHEAD)
     fresh = CredentialToken(owner_key=row.owner_key)
     fresh.value = grant.value
-    updated = (
-        CredentialToken.objects.filter(pk=row.pk)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__lt=expires_at))
-        .update(
-            value_sealed=fresh.value_sealed,
-            expires_at=expires_at,
-            obtained_at=now,
-            refresh_after=refresh_after,
-            **bookkeeping,
-        )
+    read_at = time.time()
+    updated = CredentialToken.objects.filter(pk=row.pk, generation=generation).update(
+        value_sealed=fresh.value_sealed,
+        expires_at=expires_at,
+        obtained_at=now,
+        refresh_after=refresh_after,
+        reissues_same=reissues,
+        generation=F("generation") + 1,
+        last_refresh_at=now,
+        last_refresh_ok=True,
+        last_error="",
+        consecutive_failures=0,
+        retry_not_before=None,
+        flagged=False,
+        refresh_count=F("refresh_count") + 1,
     )
     row.refresh_from_db()
     if not updated:
-        logger.info("token %s: a newer token was stored concurrently; keeping it", row.owner_key)
-    _to_cache(row)
+        logger.info(
+            "token %s: the row moved on while fetching (generation %s → %s); dropped",
+            row.owner_key,
+            generation,
+            row.generation,
+        )
+        value = _usable_value(row, rejected=None, asked_at=now)
+        if not value:
+            raise CredentialUnavailable(f"{row.owner_key} was invalidated during its refresh")
+        return TokenValue(value, row.expires_at)
+    _to_cache(row, read_at=read_at)
     return TokenValue(row.value, row.expires_at)
 
 
@@ -365,24 +517,41 @@ def suite_ticket_current(suite: Suite) -> str:
     return suite.suite_ticket
 
 
-def _record_failure(row: CredentialToken, owner, exc: Exception, *, reason: str) -> None:
+def _record_failure(row: CredentialToken, owner, exc: Exception, *, reason: str) -> int:
+    """Remember the failure on the row with its backoff; return the backoff in seconds."""
     # Store the class and errcode only: errmsg is scrubbed, but ids are all ops need here.
     errcode = getattr(exc, "errcode", None)
     summary = type(exc).__name__ + (f" errcode={errcode}" if errcode is not None else "")
+    now = timezone.now()
     updates = {
-        "last_refresh_at": timezone.now(),
+        "last_refresh_at": now,
         "last_refresh_ok": False,
         "last_error": summary[:300],
         "consecutive_failures": F("consecutive_failures") + 1,
     }
-    if isinstance(exc, WeComCorpGone | AuthorizationInactive):
+    failures = row.consecutive_failures + 1
+    delay = 0
+    if isinstance(exc, AuthorizationInactive):
         updates["refresh_enabled"] = False
-    elif reason == "schedule":
-        # Try again soon, backing off with the failure count (capped at 10 minutes).
-        delay = min(600, 30 * 2 ** min(row.consecutive_failures, 5))
-        updates["refresh_after"] = timezone.now() + timedelta(
-            seconds=delay * random.uniform(0.8, 1.2)
-        )
+    elif isinstance(exc, WeComCorpGone) or errcode in CREDENTIAL_ERRCODES:
+        # The credential itself is refused: long backoff (the first retries a little
+        # sooner, so a secret fixed by ops is picked up), flagged for ops, alert metric.
+        long_backoff = _setting("TOKEN_CREDENTIAL_BACKOFF", 3600)
+        delay = long_backoff if failures >= 2 else min(long_backoff, 300)
+        updates.update(flagged=True, retry_not_before=now + timedelta(seconds=delay))
+        updates["refresh_after"] = now + timedelta(seconds=delay)
+        if isinstance(exc, WeComCorpGone):
+            updates["refresh_enabled"] = False
+        _alert(row.kind, errcode)
+    elif not isinstance(exc, SuiteTicketUnavailable):
+        # A system error (-1, timeout, 5xx, busy, rate limit): short exponential backoff,
+        # three tries in quick succession at most (errcode help: ≤ 3 retries), then
+        # minutes apart.
+        delay = 2**failures if failures <= 3 else min(600, 60 * 2 ** (failures - 4))
+        delay *= random.uniform(1.0, 1.2)
+        updates["retry_not_before"] = now + timedelta(seconds=delay)
+        updates["refresh_after"] = now + timedelta(seconds=delay)
+    # Bookkeeping only: the generation is not bumped (the token, if any, is unchanged).
     CredentialToken.objects.filter(pk=row.pk).update(**updates)
     logger.warning("token refresh failed for %s (%s): %s", row.owner_key, reason, summary)
     if isinstance(exc, WeComCorpGone) and isinstance(owner, Authorization):
@@ -391,6 +560,13 @@ def _record_failure(row: CredentialToken, owner, exc: Exception, *, reason: str)
         services.authorization_suspend(
             authorization=owner, reason=f"WeCom errcode {errcode}: corp unavailable", actor="system"
         )
+    return int(delay) + 1
+
+
+def _alert(kind: str, errcode) -> None:
+    from wecom_provider.observability import metrics
+
+    metrics.TOKEN_REFRESH_TOTAL.labels(kind=kind, outcome="credential_refused").inc()
 
 
 def _observe(kind: str, outcome: str, seconds: float) -> None:
@@ -401,12 +577,29 @@ def _observe(kind: str, outcome: str, seconds: float) -> None:
 
 
 def token_invalidate(owner) -> None:
-    """Forget the owner's token (cancel, reset): the next reader fetches a new one."""
+    """Forget the owner's token (cancel, reset, suspend): the next reader fetches anew.
+
+    Bumps the generation, so a refresh in flight cannot store (or serve) the token it
+    is fetching, and fences the Redis copy. For a tenant, its JS-SDK tickets (derived
+    from the corp token) are invalidated the same way. The backoff is cleared: a new
+    permanent code or secret deserves a fresh try.
+    """
     key = owner_key(owner)
     CredentialToken.objects.filter(owner_key=key).update(
-        value_sealed="", expires_at=None, obtained_at=None, refresh_after=None
+        value_sealed="",
+        expires_at=None,
+        obtained_at=None,
+        refresh_after=None,
+        reissues_same=False,
+        retry_not_before=None,
+        flagged=False,
+        generation=F("generation") + 1,
     )
     _drop_cache(key)
+    if isinstance(owner, Authorization):
+        from api.services import jsapi_tickets_invalidate
+
+        jsapi_tickets_invalidate(authorization=owner)
 
 
 # --- scheduled refresh ----------------------------------------------------------------
@@ -446,6 +639,8 @@ def token_refresh_scheduled(key: str) -> bool:
 
     if not still_due(row):
         return False
+    if row.retry_not_before is not None and row.retry_not_before > timezone.now():
+        return False  # in a failure's backoff: the row is rescheduled for its end
     try:
         _refresh(owner, key, still_needed=still_due, reason="schedule")
     except CredentialUnavailable as exc:

@@ -249,6 +249,20 @@ class CredentialToken(models.Model):
     last_refresh_ok = models.BooleanField(null=True)
     last_error = models.CharField(max_length=300, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # Fencing: every write (a stored token, an invalidation) bumps the generation, and a
+    # write computed under an older generation is refused (compare-and-set on it).
+    generation = models.PositiveBigIntegerField(default=0)
+    # WeCom handed back the value we already held (same token while valid): serve it to
+    # its real expiry and ask again only after that, never ahead of it.
+    reissues_same = models.BooleanField(default=False)
+    # Negative cache: no WeCom call for this credential before this time (a failure's
+    # backoff); products get 503 with Retry-After meanwhile.
+    retry_not_before = models.DateTimeField(null=True, blank=True)
+    # The last upstream call made because a product reported this token rejected: at
+    # most one such call per TOKEN_FORCED_REFRESH_COOLDOWN.
+    forced_refresh_at = models.DateTimeField(null=True, blank=True)
+    # The last failure was a credential one (wrong secret, dead permanent code): ops must act.
+    flagged = models.BooleanField(default=False)
 
     value = SealedSecret("value_sealed", row=lambda t: t.owner_key)
 

@@ -454,6 +454,9 @@ def authorization_suspend(*, authorization: Authorization, reason: str, actor: s
         suspended_at=timezone.now(),
     )
     CredentialToken.objects.filter(authorization=authorization).update(refresh_enabled=False)
+    # Revocation bites at once: bump the token's and tickets' generations and fence their
+    # cached copies, so no cache path in any process can serve them (resume refetches).
+    credentials.token_invalidate(authorization)
     return changed
 
 
