@@ -161,7 +161,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             error_body(
                 "credential_unavailable",
                 "No credential is available now; retry later.",
-                {"flagged": exc.flagged},
+                {"flagged": exc.flagged, "errcode": exc.errcode},
             ),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(exc.retry_after)},

@@ -237,8 +237,11 @@ class CredentialTokenAdmin(ReadOnlySecretsAdmin):
         "last_refresh_ok",
         "consecutive_failures",
         "last_error",
+        "flagged",
+        "retry_not_before",
     )
-    list_filter = ("kind", "refresh_enabled", "last_refresh_ok")
+    # "flagged": WeCom refused the credential itself (wrong secret, dead code): ops act.
+    list_filter = ("flagged", "kind", "refresh_enabled", "last_refresh_ok")
     search_fields = ("owner_key",)
     readonly_fields = [
         f.name for f in CredentialToken._meta.fields if not f.name.endswith("_sealed")

@@ -88,10 +88,13 @@ class AuthorizationInactive(CredentialUnavailable):
 class CredentialBackoff(CredentialUnavailable):
     """A recent fetch failed; no WeCom call is made before ``retry_after`` seconds pass."""
 
-    def __init__(self, message: str, *, retry_after: int, flagged: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retry_after: int, flagged: bool = False, errcode: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
         self.flagged = flagged
+        self.errcode = errcode
 
 
 def _setting(name: str, default):
@@ -332,7 +335,13 @@ def _check_backoff(row: CredentialToken) -> None:
             f"{row.owner_key}: the last fetch failed ({row.last_error}); retrying later",
             retry_after=int(wait) + 1,
             flagged=row.flagged,
+            errcode=_errcode_of(row.last_error),
         )
+
+
+def _errcode_of(summary: str) -> int | None:
+    _, _, code = summary.partition("errcode=")
+    return int(code) if code.lstrip("-").isdigit() else None
 
 
 # --- refreshing -------------------------------------------------------------------------
@@ -418,6 +427,7 @@ def _refresh(owner, key: str, *, still_needed, reason: str) -> TokenValue | None
                     f"{key}: WeCom refused the credential (errcode {exc.errcode})",
                     retry_after=delay,
                     flagged=True,
+                    errcode=exc.errcode,
                 ) from exc
             raise
         _observe(row.kind, "ok", time.monotonic() - clock)
@@ -441,9 +451,10 @@ def _store(
     current_value = row.value if row.value_sealed else ""
     same = bool(current_value) and grant.value == current_value
     reissues = row.reissues_same or same
-    if same and row.expires_at is not None:
+    if same and row.expires_at is not None and row.expires_at > now:
         # WeCom handed back the value we hold: its expiry is the original one (never
-        # extend it). Serve it to that expiry and ask once more only after it.
+        # extend it, whatever expires_in says). Serve it to that expiry and ask once
+        # more only after it.
         expires_at = min(expires_at, row.expires_at)
     if reissues:
         refresh_after = expires_at + REISSUE_GRACE

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -127,24 +128,40 @@ def test_wecom_errors_pass_through_with_their_errcode(platform):
     authorization = install(platform)
     caller = make_caller("errors", suites=[platform.suite])
     expire(authorization)
-    platform.control.add_fault(endpoint="get_corp_token", errcode=40001, times=1)
-    response = caller.get(tenant_path(authorization, "access-token/"))
-    assert response.status_code == 502
-    error = response.json()["error"]
-    assert error["code"] == "wecom_error"
-    assert error["details"]["errcode"] == 40001
     platform.control.add_fault(endpoint="get_corp_token", http_status=500, times=1)
     response = caller.get(tenant_path(authorization, "access-token/"))
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "wecom_unavailable"
     assert response["Retry-After"]
-    platform.control.add_fault(endpoint="get_corp_token", errcode=45009, times=1)
-    response = caller.get(tenant_path(authorization, "access-token/"))
+    # A system failure backs off for seconds only; after it, WeCom is asked again.
+    with time_machine.travel(timezone.now() + timedelta(seconds=5), tick=False):
+        platform.control.add_fault(endpoint="get_corp_token", errcode=45009, times=1)
+        response = caller.get(tenant_path(authorization, "access-token/"))
     assert response.status_code == 503
     assert response.json()["error"]["details"]["errcode"] == 45009
+
+
+@pytest.mark.django_db
+def test_a_refused_credential_is_503_with_retry_after_and_its_errcode(platform):
+    authorization = install(platform)
+    caller = make_caller("errors", suites=[platform.suite])
+    expire(authorization)
+    platform.control.add_fault(endpoint="get_corp_token", errcode=40001, times=1)
+    response = caller.get(tenant_path(authorization, "access-token/"))
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "credential_unavailable"
+    assert error["details"] == {"flagged": True, "errcode": 40001}
+    assert int(response["Retry-After"]) >= 60
+    # Remembered: the next request makes no WeCom call (the fault was used up).
+    before = len(platform.requests("get_corp_token"))
+    again = caller.get(tenant_path(authorization, "access-token/"))
+    assert again.status_code == 503
+    assert int(again["Retry-After"]) >= 60
+    assert len(platform.requests("get_corp_token")) == before
     outcomes = list(
         AuditLog.objects.filter(action="token.read")
         .order_by("id")
         .values_list("outcome", flat=True)
     )
-    assert outcomes == ["wecom_error", "unavailable", "unavailable"]
+    assert outcomes == ["unavailable", "unavailable"]

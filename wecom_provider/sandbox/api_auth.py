@@ -328,6 +328,7 @@ def get_corp_token(call: Call) -> dict[str, Any]:
 def gettoken(call: Call) -> dict[str, Any]:
     corpid = call.text("corpid", missing=41002, source=call.query)
     secret = call.text("corpsecret", missing=41004, source=call.query)
+    credentials.gettoken_ban_check(call.state, call.client_ip)
     corp = _corp_or_40013(call, corpid)
     if corp.dissolved:
         raise ApiError(corp.dissolved)
@@ -336,6 +337,7 @@ def gettoken(call: Call) -> dict[str, Any]:
             token, expires_in = _issue_corp_token(call, auth)
             return {"access_token": token.value, "expires_in": expires_in}
     # Wrong, retired (after reset_permanent_code) or a third-party permanent code.
+    credentials.gettoken_wrong_secret(call.state, call.client_ip)
     raise ApiError(40001, "invalid corpsecret")
 
 

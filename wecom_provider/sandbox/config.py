@@ -54,6 +54,14 @@ class Settings:
     # new token (the old one stays valid until its own expiry), so a client refreshing
     # ahead of expiry never has to serve a nearly dead token. 0 = only after expiry.
     token_renew_window: int = 900
+    # How a token fetch answers while the current token is valid: "same_while_valid"
+    # (WeCom's documented behaviour, with the renew window above) or "new_each_call"
+    # (a fresh token every call; the old one lives on to its own expiry).
+    token_mode: str = "same_while_valid"
+    # Wrong secrets on gettoken (代开发) from one IP: after this many within an hour the
+    # IP is banned for `wrong_secret_ban_seconds` (protocol §5.4, §10); 0 = never.
+    wrong_secret_ban_after: int = 5
+    wrong_secret_ban_seconds: int = 3600
     # §11 item 4: randomly drop errcode from legacy success bodies.
     randomize_legacy_errcode: bool = False
     ticket_ttl: int = 1800

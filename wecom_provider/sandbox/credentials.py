@@ -40,7 +40,8 @@ def issue_token(state, kind: str, subject: str, *, suite_id: str = "", corpid: s
     key = f"{kind}:{subject}"
     current = state.tokens.get(state.current_tokens.get(key, ""))
     renew_at = current.expires_at - state.settings.token_renew_window if current else 0
-    if current and not current.revoked and now < renew_at:
+    reuse = state.settings.token_mode != "new_each_call"
+    if reuse and current and not current.revoked and now < renew_at:
         remaining = max(1, int(current.expires_at - now))
         return current, (ttl if state.settings.strict_token_expiry else remaining)
     token = Token(
@@ -118,3 +119,22 @@ def ticket_valid(state, suite_id: str, ticket: str) -> bool:
     """Return True if `ticket` was issued to suite_id within the last ticket_ttl seconds."""
     cutoff = state.clock.now() - state.settings.ticket_ttl
     return any(t.ticket == ticket and t.issued_at > cutoff for t in state.tickets.get(suite_id, []))
+
+
+def gettoken_ban_check(state, client_ip: str) -> None:
+    """Refuse gettoken from an IP banned for repeated wrong secrets (45009, §10)."""
+    until = state.ip_bans.get(client_ip)
+    if until is not None and state.clock.now() < until:
+        raise ApiError(45009, "ip banned for repeated wrong secrets")
+
+
+def gettoken_wrong_secret(state, client_ip: str) -> None:
+    """Count one wrong secret from client_ip; ban the IP once the limit is reached."""
+    limit = state.settings.wrong_secret_ban_after
+    if limit <= 0:
+        return
+    now = state.clock.now()
+    recent = [t for t in state.wrong_secrets.get(client_ip, []) if t > now - 3600] + [now]
+    state.wrong_secrets[client_ip] = recent
+    if len(recent) >= limit:
+        state.ip_bans[client_ip] = now + state.settings.wrong_secret_ban_seconds

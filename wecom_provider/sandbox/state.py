@@ -92,6 +92,8 @@ class SandboxState:
         self.trials: dict[str, float] = {}  # akey -> first install (never reset, §3)
         self.tokens: dict[str, Token] = {}
         self.current_tokens: dict[str, str] = {}  # "kind:subject" -> token value
+        self.wrong_secrets: dict[str, list[float]] = {}  # client ip -> gettoken failures
+        self.ip_bans: dict[str, float] = {}  # client ip -> banned until (sim clock)
         self.tickets: dict[str, list[SuiteTicket]] = {}
         self.pre_auth_codes: dict[str, PreAuthCode] = {}
         self.auth_codes: dict[str, AuthCode] = {}
