@@ -155,6 +155,22 @@ def license_provider(*, corp: Corp | None = None) -> Provider:
     return provider
 
 
+def license_write_guard(*, authorization) -> None:
+    """Refuse a product's licence write for a tenant that is not active (issue 14 §3).
+
+    Reads the status from the database (not the caller's copy): a suspend, cancel or
+    dissolution committed in any process refuses the very next write.
+    """
+    from tenants.credentials import AuthorizationInactive
+    from tenants.models import Authorization
+
+    status = (
+        Authorization.objects.filter(pk=authorization.pk).values_list("status", flat=True).first()
+    )
+    if status != Authorization.Status.ACTIVE:
+        raise AuthorizationInactive(f"authorization {authorization} is {status}")
+
+
 def _api(provider: Provider | None = None, *, corp: Corp | None = None) -> ProviderApi:
     return provider_api(provider or license_provider(corp=corp))
 

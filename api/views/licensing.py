@@ -43,7 +43,16 @@ def _actor(view) -> str:
     return f"api:{view.principal.client.name}"[:150]
 
 
-class _OrderLookup(TenantScopedApi):
+class _LicenceWrites(TenantScopedApi):
+    """Licence writes refuse an inactive tenant (409) before anything reaches WeCom."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication and throttles first
+        if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+            license_services.license_write_guard(authorization=self.tenant)
+
+
+class _OrderLookup(_LicenceWrites):
     def order(self) -> LicenseOrder:
         order = selectors.license_order_of(corp=self.tenant.corp, order_id=self.kwargs["order_id"])
         if order is None:
@@ -52,7 +61,7 @@ class _OrderLookup(TenantScopedApi):
 
 
 @extend_schema(tags=["licenses"])
-class LicenseOrderListApi(TenantScopedApi, TenantScopedListApi):
+class LicenseOrderListApi(_LicenceWrites, TenantScopedListApi):
     """The tenant's license orders (newest mirror state); create a purchase order."""
 
     write_actions = {"POST": "license.order.create"}
@@ -140,7 +149,7 @@ class LicenseOrderCancelApi(_OrderLookup):
 
 
 @extend_schema(tags=["licenses"])
-class LicenseRenewApi(TenantScopedApi):
+class LicenseRenewApi(_LicenceWrites):
     """Renew members' accounts: one renewal job, submitted at once; returns its order."""
 
     write_actions = {"POST": "license.renew"}
@@ -208,7 +217,7 @@ class LicenseAccountListApi(TenantScopedApi, TenantScopedListApi):
 
 
 @extend_schema(tags=["licenses"])
-class LicenseActivateApi(TenantScopedApi):
+class LicenseActivateApi(_LicenceWrites):
     """Activate a license for one member (a free code is picked unless one is given)."""
 
     write_actions = {"POST": "license.activate"}
@@ -238,7 +247,7 @@ class LicenseActivateApi(TenantScopedApi):
 
 
 @extend_schema(tags=["licenses"])
-class LicenseBatchActivateApi(TenantScopedApi):
+class LicenseBatchActivateApi(_LicenceWrites):
     """Bind many codes to members; every refused item is listed with WeCom's errcode."""
 
     write_actions = {"POST": "license.batch_activate"}
@@ -264,7 +273,7 @@ class LicenseBatchActivateApi(TenantScopedApi):
 
 
 @extend_schema(tags=["licenses"])
-class LicenseTransferApi(TenantScopedApi):
+class LicenseTransferApi(_LicenceWrites):
     """Move members' licenses to other members of the same corp."""
 
     write_actions = {"POST": "license.transfer"}
@@ -293,7 +302,7 @@ class LicenseTransferApi(TenantScopedApi):
 
 
 @extend_schema(tags=["licenses"])
-class LicenseAutoActiveApi(TenantScopedApi):
+class LicenseAutoActiveApi(_LicenceWrites):
     """The corp's auto-activation switch (read from WeCom; set it with PUT)."""
 
     write_actions = {"PUT": "license.auto_active.set"}

@@ -135,7 +135,8 @@ def test_same_token_is_served_to_its_real_expiry_and_fetched_once_after(platform
     row = CredentialToken.objects.get(authorization=authorization)
     before = len(platform.requests("get_corp_token"))
     with time_machine.travel(row.refresh_after + timedelta(seconds=1), tick=False) as clock:
-        assert credentials.tokens_due() and credentials.token_refresh_scheduled(row.owner_key)
+        assert credentials.tokens_due()
+        assert credentials.token_refresh_scheduled(row.owner_key)
         row.refresh_from_db()
         assert row.reissues_same  # WeCom handed back the same value
         assert row.refresh_after >= row.expires_at
@@ -184,11 +185,18 @@ def test_suspend_or_cancel_in_another_process_refuses_token_and_jsapi_at_once(pl
         timeout=60,
     )
     before = len(platform.requests("get_corp_token"))
+    wecom_calls = len(platform.requests(None))
     token = caller.get(tenant_path(authorization, "access-token/"))
     signature = caller.post(tenant_path(authorization, "jsapi-signature/"), body)
-    assert (token.status_code, signature.status_code) == (409, 409)
-    assert token.json()["error"]["code"] == "authorization_inactive"
+    licence = caller.put(tenant_path(authorization, "license/auto-active/"), {"enabled": True})
+    activate = caller.post(tenant_path(authorization, "license/accounts/activate/"), {"userid": "u1"})
+    statuses = [r.status_code for r in (token, signature, licence, activate)]
+    assert statuses == [409, 409, 409, 409]
+    assert {r.json()["error"]["code"] for r in (token, signature, licence, activate)} == {
+        "authorization_inactive"
+    }
     assert len(platform.requests("get_corp_token")) == before
+    assert len(platform.requests(None)) == wecom_calls  # nothing reached WeCom
     # Internal callers holding a stale "active" row find nothing usable either.
     stale = Authorization.objects.get(pk=authorization.pk)
     stale.status = Authorization.Status.ACTIVE
