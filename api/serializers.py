@@ -145,7 +145,16 @@ class CorpListQuery(serializers.Serializer):
 class AccessTokenOutput(serializers.Serializer):
     access_token = serializers.CharField()
     expires_at = serializers.DateTimeField()
-    expires_in = serializers.IntegerField(help_text="seconds left; always ≥ 300")
+    expires_in = serializers.IntegerField(
+        help_text=(
+            "The token's true remaining life in seconds (WeCom's expiry, counted "
+            "conservatively). Products may rely on at least 300 s, except when WeCom "
+            "re-issued the same token (it hands back the current token while it is "
+            "valid): then the token is served until it expires (≥ 1 s left) and a new "
+            "one is fetched only after that. Cache it for at most expires_in seconds; "
+            "if WeCom rejects it, report it to the refresh endpoint."
+        )
+    )
 
 
 class AccessTokenRefreshInput(serializers.Serializer):

@@ -101,12 +101,19 @@ class SuiteAdmin(ReadOnlySecretsAdmin):
 
 
 def _token_state(row: CredentialToken | None) -> str:
-    if row is None or row.expires_at is None:
+    if row is None:
         return "none"
-    left = row.expires_at - timezone.now()
-    state = "expired" if left <= timedelta(0) else f"{int(left.total_seconds() // 60)} min left"
+    if row.expires_at is None:
+        state = "none"
+    else:
+        left = row.expires_at - timezone.now()
+        minutes = int(left.total_seconds() // 60)
+        state = "expired" if left <= timedelta(0) else f"{minutes} min left"
     if row.last_refresh_ok is False:
         state += f" · last refresh failed ({row.last_error})"
+    if row.flagged:
+        # WeCom refused the credential itself: no call until the backoff ends.
+        state += " · FLAGGED: credential refused, fix the secret/code then refresh"
     return state
 
 
@@ -114,6 +121,8 @@ def _refresh(model_admin, request, owner) -> None:
     key = credentials.owner_key(owner)
     row = credentials.credential_row(owner)
     current = row.value if row.value_sealed else None
+    # Ops asked for a refresh (e.g. after fixing a secret): the remembered failure yields.
+    credentials.token_backoff_clear(owner)
     try:
         # Reporting the current token as rejected forces exactly one refresh.
         token = credentials.token_get(owner, rejected=current)

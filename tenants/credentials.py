@@ -613,6 +613,13 @@ def token_invalidate(owner) -> None:
         jsapi_tickets_invalidate(authorization=owner)
 
 
+def token_backoff_clear(owner) -> None:
+    """Forget a remembered failure (ops fixed the secret): the next read may call WeCom."""
+    CredentialToken.objects.filter(owner_key=owner_key(owner)).update(
+        retry_not_before=None, flagged=False, forced_refresh_at=None
+    )
+
+
 # --- scheduled refresh ----------------------------------------------------------------
 
 

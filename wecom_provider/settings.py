@@ -198,6 +198,12 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
+# Token economy (tenants.credentials): at most one rejection-driven WeCom call per
+# credential per this many seconds; a refused credential (wrong secret, dead code) is
+# not retried for this long after its second failure (the first retry comes sooner).
+TOKEN_FORCED_REFRESH_COOLDOWN = env_int("TOKEN_FORCED_REFRESH_COOLDOWN", default=60, minimum=1)
+TOKEN_CREDENTIAL_BACKOFF = env_int("TOKEN_CREDENTIAL_BACKOFF", default=3600, minimum=60)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "wecom-provider internal API",
     "DESCRIPTION": "Tenants, corp access tokens, JS-SDK signatures, licenses and events for "

@@ -151,7 +151,13 @@ class CorpDetailApi(TenantScopedApi):
 
 @extend_schema(tags=["tokens"])
 class AccessTokenApi(TenantScopedApi):
-    """The corp access token, with at least 5 minutes of life left. Every read is audited."""
+    """The corp access token and its true remaining life. Every read is audited.
+
+    ``expires_in`` is at least 300 s, except when WeCom re-issued the same token (it
+    hands back the current token while it is valid): such a token is served until it
+    expires and renewed once after that. During a remembered failure (wrong secret,
+    WeCom down) the answer is 503 with ``Retry-After`` and WeCom is not called.
+    """
 
     audit_action = "token.read"
     audit_required = True
@@ -168,7 +174,11 @@ class AccessTokenApi(TenantScopedApi):
 
 @extend_schema(tags=["tokens"])
 class AccessTokenRefreshApi(TenantScopedApi):
-    """Report a token WeCom rejected: refreshed once if it is still the current one."""
+    """Report a token WeCom rejected: refreshed once if it is still the current one.
+
+    At most one WeCom call per credential per 60 s (TOKEN_FORCED_REFRESH_COOLDOWN);
+    other reports, and reports of a token already replaced, get the current token.
+    """
 
     audit_action = "token.refresh"
     audit_required = True
