@@ -249,3 +249,34 @@ def test_ip_allow_list_gives_60020(api, ctl):
 
 def test_unknown_path_is_404(api):
     assert api.http.get("/cgi-bin/nope").status_code == 404
+
+
+def test_new_each_call_mode_mints_a_token_per_call_and_the_old_one_lives_on(api, ctl):
+    ctl.settings(token_mode="new_each_call")
+    first = api.provider_token()
+    second = api.provider_token()
+    assert first != second
+    body = api.get("/cgi-bin/service/get_account_balance", provider_access_token=first)
+    assert body.get("errcode", 0) == 0
+
+
+def test_same_while_valid_mode_without_renew_window_is_same_until_expiry(api, ctl):
+    ctl.settings(token_mode="same_while_valid", token_renew_window=0)
+    token = api.provider_token()
+    ctl.advance(7199)
+    assert api.provider_token() == token
+    ctl.advance(2)
+    assert api.provider_token() != token
+
+
+def test_repeated_wrong_secrets_on_gettoken_ban_the_ip(api, ctl):
+    ctl.settings(wrong_secret_ban_after=3, wrong_secret_ban_seconds=3600)
+    grant = api.authorize(api.template["suite_id"])
+    for _ in range(3):
+        wrong = api.get("/cgi-bin/gettoken", corpid=grant["corpid"], corpsecret="wrong")
+        assert wrong["errcode"] == 40001
+    # Banned: even the right secret is refused for an hour.
+    right = {"corpid": grant["corpid"], "corpsecret": grant["permanent_code"]}
+    assert api.get("/cgi-bin/gettoken", **right)["errcode"] == 45009
+    ctl.advance(3601)
+    assert api.get("/cgi-bin/gettoken", **right)["errcode"] == 0

@@ -189,7 +189,8 @@ def test_suspend_or_cancel_in_another_process_refuses_token_and_jsapi_at_once(pl
     token = caller.get(tenant_path(authorization, "access-token/"))
     signature = caller.post(tenant_path(authorization, "jsapi-signature/"), body)
     licence = caller.put(tenant_path(authorization, "license/auto-active/"), {"enabled": True})
-    activate = caller.post(tenant_path(authorization, "license/accounts/activate/"), {"userid": "u1"})
+    activate_path = tenant_path(authorization, "license/accounts/activate/")
+    activate = caller.post(activate_path, {"userid": "u1"})
     statuses = [r.status_code for r in (token, signature, licence, activate)]
     assert statuses == [409, 409, 409, 409]
     assert {r.json()["error"]["code"] for r in (token, signature, licence, activate)} == {
