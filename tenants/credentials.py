@@ -554,7 +554,11 @@ def _record_failure(row: CredentialToken, owner, exc: Exception, *, reason: str)
         if isinstance(exc, WeComCorpGone):
             updates["refresh_enabled"] = False
         _alert(row.kind, errcode)
-    elif not isinstance(exc, SuiteTicketUnavailable):
+    elif isinstance(exc, SuiteTicketUnavailable):
+        # No WeCom call was made; look again when WeCom's next push may have come (a
+        # demand read with a new ticket need not wait: no retry_not_before).
+        updates["refresh_after"] = now + timedelta(seconds=60 * random.uniform(1.0, 1.2))
+    else:
         # A system error (-1, timeout, 5xx, busy, rate limit): short exponential backoff,
         # three tries in quick succession at most (errcode help: ≤ 3 retries), then
         # minutes apart.
