@@ -8,3 +8,9 @@ class ApiConfig(AppConfig):
 
     def ready(self) -> None:
         from api import schema  # noqa: F401 (registers the OpenAPI auth extension)
+        from api.services import jsapi_tickets_invalidate
+        from tenants import credentials
+
+        # A tenant's JS-SDK tickets die with its corp token (cancel, reset, suspend).
+        if jsapi_tickets_invalidate not in credentials.TENANT_INVALIDATION_HOOKS:
+            credentials.TENANT_INVALIDATION_HOOKS.append(jsapi_tickets_invalidate)

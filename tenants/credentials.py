@@ -612,9 +612,14 @@ def token_invalidate(owner) -> None:
     )
     _drop_cache(key)
     if isinstance(owner, Authorization):
-        from api.services import jsapi_tickets_invalidate
+        for hook in TENANT_INVALIDATION_HOOKS:
+            hook(authorization=owner)
 
-        jsapi_tickets_invalidate(authorization=owner)
+
+# Called with ``authorization=`` whenever a tenant's corp token is invalidated: caches
+# derived from that token register here (api: JS-SDK tickets, in ApiConfig.ready), so
+# tenants never imports the layers above it.
+TENANT_INVALIDATION_HOOKS: list = []
 
 
 def token_backoff_clear(owner) -> None:
