@@ -49,10 +49,17 @@ class _LicenceWrites(TenantScopedApi):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication and throttles first
         if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+            self.resolve_target()  # scope first: a foreign object is 404 whatever the status
             license_services.license_write_guard(authorization=self.tenant)
+
+    def resolve_target(self) -> None:
+        """Raise 404 for an out-of-scope URL before the activity check can answer 409."""
 
 
 class _OrderLookup(_LicenceWrites):
+    def resolve_target(self) -> None:
+        self.order()
+
     def order(self) -> LicenseOrder:
         order = selectors.license_order_of(corp=self.tenant.corp, order_id=self.kwargs["order_id"])
         if order is None:
