@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.support.servers import Stores  # noqa: E402
 from bench.support.servers import cpu_seconds  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
+from bench.support.servers import rss_mb  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
 from tests.support import celery_worker  # noqa: E402
 from tests.support import django_env  # noqa: E402
@@ -169,10 +170,14 @@ def drain(database_url: str, env: dict[str, str], timeout: float) -> dict:
     with psycopg.connect(database_url, autocommit=True) as conn:
         before = conn.execute(pending).fetchone()[0]
         deadline = time.monotonic() + timeout
+        rss: list[float] = []  # worker RSS after each third of the rows
         with celery_worker(env=env, concurrency=1) as worker:
             cpu_before = cpu_seconds(worker.pid)
-            while conn.execute(pending).fetchone()[0] and time.monotonic() < deadline:
+            while (left := conn.execute(pending).fetchone()[0]) and time.monotonic() < deadline:
+                if len(rss) < 2 and before - left >= before * (len(rss) + 1) / 3:
+                    rss.append(rss_mb(worker.pid))
                 time.sleep(0.5)
+            rss.append(rss_mb(worker.pid))
             cpu = cpu_seconds(worker.pid) - cpu_before
         left = conn.execute(pending).fetchone()[0]
         done, first, last = conn.execute(
@@ -191,6 +196,7 @@ def drain(database_url: str, env: dict[str, str], timeout: float) -> dict:
         "failed": failed,
         "rate": (done - 1) / seconds if seconds else 0.0,
         "cpu_ms": cpu * 1000 / max(1, done),
+        "rss": rss,
     }
 
 
@@ -299,8 +305,10 @@ def main() -> int:
             bare_open = load(servers, web, bare_path, "b", **open_spec)
             # Alternate short rounds: a machine whose background load drifts hits all alike.
             callback_rounds, bare_rounds, lean_rounds, insert_rounds = [], [], [], []
+            web_rss: list[float] = []  # gunicorn workers' RSS after each callback round
             for n in range(args.rounds):
                 callback_rounds.append(load(servers, web, callback_path, f"c{n}", **closed_spec))
+                web_rss.append(rss_mb(web.process.pid))
                 bare_rounds.append(load(servers, web, bare_path, f"d{n}", **closed_spec))
                 lean_rounds.append(load(servers, web, lean_bare_path, f"l{n}", **closed_spec))
                 insert_rounds.append(load(servers, web, insert_path, f"i{n}", **closed_spec))
@@ -373,6 +381,14 @@ def main() -> int:
         f"{single['throughput']:.0f}/s acknowledged, {drained['rate']:.0f}/s drained) "
         f"{verdict(drain_ratio >= 0.5 and not drained['left'] and not drained['failed'])}"
     )
+    for label, series in (("web workers", web_rss), ("Celery worker", drained["rss"])):
+        growth = series[-1] / series[0] - 1 if len(series) >= 3 and series[0] else float("nan")
+        print(
+            f"TARGET memory, {label} RSS growth ≤ 10 % over 3 repeats: {growth * 100:+.1f} % "
+            f"(baseline {series[0] if series else float('nan'):.1f} MB; "
+            + ", ".join(f"{mb:.1f}" for mb in series)
+            + f" MB) {verdict(len(series) >= 3 and growth <= 0.10)}"
+        )
     figures = [callback_open, bare_open, *callback_rounds, *bare_rounds, *lean_rounds]
     figures += [*insert_rounds, single]
     errors = sum(sum(f["errors"].values()) for f in figures)

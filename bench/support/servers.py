@@ -152,3 +152,19 @@ def cpu_seconds(root: int | None) -> float:
         if fields := _stat(pid):
             total += sum(int(f) for f in fields[13:17])
     return total / ticks
+
+
+def rss_mb(root: int) -> float:
+    """Resident memory (MB) of ``root``'s descendants, or of ``root`` if it has none:
+    the worker processes of a gunicorn master or of a Celery prefork parent."""
+    pids = family(root)
+    pids = pids[1:] or pids
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
