@@ -42,7 +42,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.support.servers import Stores  # noqa: E402
 from bench.support.servers import cpu_seconds  # noqa: E402
+from bench.support.servers import pg_settings_line  # noqa: E402
+from bench.support.servers import rss_mb  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
+from tests.support import celery_worker  # noqa: E402
 from tests.support import django_env  # noqa: E402
 from tests.support import gunicorn_server  # noqa: E402
 
@@ -152,6 +155,55 @@ def inbox_rows(database_url: str) -> int:
         return conn.execute(query).fetchone()[0]
 
 
+def drain(database_url: str, env: dict[str, str], timeout: float) -> dict:
+    """Start one Celery worker process (concurrency 1) on the rows the bench stored
+    (their batches wait in the broker) and time it from its first finished row to its
+    last: the rate one worker process drains contact-change callbacks."""
+    import time
+
+    import psycopg
+
+    pending = (
+        "SELECT count(*) FROM callbacks_callbackevent "
+        "WHERE route_id <> 'bench' AND status IN ('pending', 'processing')"
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        before = conn.execute(pending).fetchone()[0]
+        deadline = time.monotonic() + timeout
+        rss: list[float] = []  # worker RSS after each third of the rows
+        with celery_worker(env=env, concurrency=1) as worker:
+            cpu_before = cpu_seconds(worker.pid)
+            while (left := conn.execute(pending).fetchone()[0]) and time.monotonic() < deadline:
+                if len(rss) < 2 and before - left >= before * (len(rss) + 1) / 3:
+                    rss.append(rss_mb(worker.pid))
+                time.sleep(0.5)
+            rss.append(rss_mb(worker.pid))
+            cpu = cpu_seconds(worker.pid) - cpu_before
+        left = conn.execute(pending).fetchone()[0]
+        done, first, last = conn.execute(
+            "SELECT count(*), min(processed_at), max(processed_at) FROM callbacks_callbackevent "
+            "WHERE route_id <> 'bench' AND status = 'done'"
+        ).fetchone()
+        failed = conn.execute(
+            "SELECT count(*) FROM callbacks_callbackevent "
+            "WHERE route_id <> 'bench' AND status NOT IN ('done', 'pending', 'processing')"
+        ).fetchone()[0]
+    seconds = (last - first).total_seconds() if done > 1 else 0.0
+    return {
+        "rows": before,
+        "done": done,
+        "left": left,
+        "failed": failed,
+        "rate": (done - 1) / seconds if seconds else 0.0,
+        "cpu_ms": cpu * 1000 / max(1, done),
+        "rss": rss,
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
 def combine(rounds: list[dict]) -> dict:
     """Merge closed-loop rounds: counts and time add up; latency figures are the worst."""
     ok = sum(r["ok"] for r in rounds)
@@ -214,6 +266,9 @@ def main() -> int:
     )
     parser.add_argument("--round-duration", type=float, default=5, help="seconds per round")
     parser.add_argument(
+        "--drain-timeout", type=float, default=300, help="seconds one worker may take to drain"
+    )
+    parser.add_argument(
         "--profile",
         metavar="DIR",
         help="instead: profile the workers (cProfile, CPU time) under closed-loop callbacks, "
@@ -240,6 +295,8 @@ def main() -> int:
         "max_requests": int(4000 * args.round_duration),
     }
     with stores() as servers:
+        settings_line = pg_settings_line(servers.database_url)
+        print(settings_line)
         env = platform_env(servers.database_url, servers.redis_url)
         prepare(env)
         rows_before = inbox_rows(servers.database_url)
@@ -248,13 +305,19 @@ def main() -> int:
             bare_open = load(servers, web, bare_path, "b", **open_spec)
             # Alternate short rounds: a machine whose background load drifts hits all alike.
             callback_rounds, bare_rounds, lean_rounds, insert_rounds = [], [], [], []
+            web_rss: list[float] = []  # gunicorn workers' RSS after each callback round
             for n in range(args.rounds):
                 callback_rounds.append(load(servers, web, callback_path, f"c{n}", **closed_spec))
+                web_rss.append(rss_mb(web.process.pid))
                 bare_rounds.append(load(servers, web, bare_path, f"d{n}", **closed_spec))
                 lean_rounds.append(load(servers, web, lean_bare_path, f"l{n}", **closed_spec))
                 insert_rounds.append(load(servers, web, insert_path, f"i{n}", **closed_spec))
             log = web.log_tail(3000)
+        # Processing keeps up: one web process acknowledging, then one worker draining.
+        with gunicorn_server(env, workers=1) as one:
+            single = load(servers, one, callback_path, "s", **closed_spec)
         stored = inbox_rows(servers.database_url) - rows_before
+        drained = drain(servers.database_url, env, timeout=args.drain_timeout)
     callback_closed, bare_closed = combine(callback_rounds), combine(bare_rounds)
     lean_closed, insert_closed = combine(lean_rounds), combine(insert_rounds)
 
@@ -270,7 +333,7 @@ def main() -> int:
         c["throughput"] / b["throughput"] for c, b in zip(callback_rounds, bare_rounds, strict=True)
     ]
 
-    sent = callback_open["ok"] + callback_closed["ok"]
+    sent = callback_open["ok"] + callback_closed["ok"] + single["ok"]
     ratio = callback_closed["throughput"] / bare_closed["throughput"]
     p99 = callback_open["p99"]
     print(f"inbox rows stored: {stored} (callbacks answered success, warm-up excluded: {sent})")
@@ -299,8 +362,35 @@ def main() -> int:
     ):
         parts = "  ".join(f"{name} {ms:.2f}" for name, ms in f["cpu_ms"].items())
         print(f"  {label:<28} {parts}  total {sum(f['cpu_ms'].values()):.2f}")
+    print(describe("callback URL, 1 web process", single))
+    drain_ratio = drained["rate"] / single["throughput"] if single["throughput"] else 0.0
+    print(
+        f"one worker process drained {drained['done']} of {drained['rows']} stored callbacks "
+        f"at {drained['rate']:.1f}/s ({drained['cpu_ms']:.2f} ms worker CPU per row; "
+        f"{drained['failed']} failed, {drained['left']} left)"
+    )
+    print(settings_line)
+    print(
+        f"TARGET ingest/bare ≥ 0.5: {ratio:.2f} (baseline bare view "
+        f"{bare_closed['throughput']:.0f}/s, callback {callback_closed['throughput']:.0f}/s) "
+        f"{verdict(ratio >= 0.5)}"
+    )
+    print(f"TARGET p99 at {args.rate:g}/s ≤ 100 ms: {p99:.2f} ms {verdict(p99 <= 100)}")
+    print(
+        f"TARGET one worker drains ≥ 0.5× one web process acks: {drain_ratio:.2f} (baseline "
+        f"{single['throughput']:.0f}/s acknowledged, {drained['rate']:.0f}/s drained) "
+        f"{verdict(drain_ratio >= 0.5 and not drained['left'] and not drained['failed'])}"
+    )
+    for label, series in (("web workers", web_rss), ("Celery worker", drained["rss"])):
+        growth = series[-1] / series[0] - 1 if len(series) >= 3 and series[0] else float("nan")
+        print(
+            f"TARGET memory, {label} RSS growth ≤ 10 % over 3 repeats: {growth * 100:+.1f} % "
+            f"(baseline {series[0] if series else float('nan'):.1f} MB; "
+            + ", ".join(f"{mb:.1f}" for mb in series)
+            + f" MB) {verdict(len(series) >= 3 and growth <= 0.10)}"
+        )
     figures = [callback_open, bare_open, *callback_rounds, *bare_rounds, *lean_rounds]
-    figures += insert_rounds
+    figures += [*insert_rounds, single]
     errors = sum(sum(f["errors"].values()) for f in figures)
     if errors:
         print(f"{errors} request(s) failed; gunicorn log tail:\n{log}")

@@ -206,14 +206,28 @@ def _pg_user() -> str | None:
     return "wecom-pg"
 
 
+# Tests trade durability for speed: a cluster that lives for one run needs no fsync.
+FAST_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "100",
+}
+
+
 @dataclass
 class PostgresServer:
-    """A throwaway PostgreSQL cluster (trust auth, durability off) on 127.0.0.1."""
+    """A throwaway PostgreSQL cluster (trust auth) on 127.0.0.1.
+
+    Durability is off (FAST_SETTINGS) unless ``settings`` says otherwise: benchmarks
+    pass PostgreSQL's defaults (bench/support/servers.py).
+    """
 
     port: int
     directory: str  # holds data/, the log and the socket
     bindir: str
     user: str | None  # run the binaries as this OS user (when we are root)
+    settings: dict[str, str] | None = None  # -c name=value; None: FAST_SETTINGS
 
     @property
     def datadir(self) -> str:
@@ -250,9 +264,9 @@ class PostgresServer:
         )
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+        settings = FAST_SETTINGS if self.settings is None else self.settings
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 " + " ".join(
+            f"-c {name}={value}" for name, value in settings.items()
         )
         self._run(
             "pg_ctl",
@@ -279,17 +293,20 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
     """Yield a private PostgreSQL cluster in a temp dir on a free port; removed at exit.
 
     Never the suite's shared server: tests may stop and start this one at will.
+    ``settings``: server settings instead of FAST_SETTINGS (see PostgresServer).
     """
     directory = tempfile.mkdtemp(prefix="wecom-pg-")
     user = _pg_user()
     if user:
         shutil.chown(directory, user=user)
     os.chmod(directory, 0o700)
-    server = PostgresServer(port=free_port(), directory=directory, bindir=pg_bindir(), user=user)
+    server = PostgresServer(
+        port=free_port(), directory=directory, bindir=pg_bindir(), user=user, settings=settings
+    )
     try:
         server.init()
         server.start()
