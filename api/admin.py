@@ -15,6 +15,7 @@ from api.models import ApiClient
 from api.models import ApiKey
 from api.models import AuditLog
 from api.models import JsapiTicket
+from wecom_provider.adminperms import GuardedModelAdmin
 
 
 def _show_key_once(request, client: ApiClient, issued: services.IssuedKey) -> None:
@@ -39,7 +40,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(GuardedModelAdmin):
     list_display = ("name", "suite_count", "corp_count", "rate_limit_per_minute", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "description")
@@ -64,7 +65,10 @@ class ApiClientAdmin(admin.ModelAdmin):
             issued = services.api_key_issue(client=form.instance, actor=request.user.get_username())
             _show_key_once(request, form.instance, issued)
 
-    @admin.action(description="Issue a new key (rotation: the old key keeps working)")
+    @admin.action(
+        permissions=["issue_apikey"],
+        description="Issue a new key (rotation: the old key keeps working)",
+    )
     def issue_key(self, request, queryset) -> None:
         for client in queryset:
             try:
@@ -74,14 +78,16 @@ class ApiClientAdmin(admin.ModelAdmin):
                 continue
             _show_key_once(request, client, issued)
 
-    @admin.action(description="Revoke (every key stops working now)")
+    @admin.action(
+        permissions=["revoke_apiclient"], description="Revoke (every key stops working now)"
+    )
     def revoke(self, request, queryset) -> None:
         count = sum(services.api_client_revoke(client=client) for client in queryset)
         flash.success(request, f"Revoked {count} client(s).")
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(GuardedModelAdmin):
     list_display = ("display", "client", "created_at", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "client__name")
@@ -99,14 +105,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def display(self, obj: ApiKey) -> str:
         return obj.display
 
-    @admin.action(description="Revoke (stops working now)")
+    @admin.action(permissions=["revoke_apikey"], description="Revoke (stops working now)")
     def revoke(self, request, queryset) -> None:
         count = sum(services.api_key_revoke(key=key) for key in queryset)
         flash.success(request, f"Revoked {count} key(s).")
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(GuardedModelAdmin):
     list_display = (
         "created_at",
         "client",
@@ -134,7 +140,7 @@ class AuditLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(JsapiTicket)
-class JsapiTicketAdmin(admin.ModelAdmin):
+class JsapiTicketAdmin(GuardedModelAdmin):
     list_display = ("owner_key", "kind", "expires_at", "obtained_at", "fetch_count")
     search_fields = ("owner_key",)
     fields = ("owner_key", "kind", "expires_at", "obtained_at", "fetch_count")

@@ -22,6 +22,7 @@ from tenants.models import CredentialToken
 from tenants.models import FeedEvent
 from tenants.models import Provider
 from tenants.models import Suite
+from wecom_provider.adminperms import GuardedModelAdmin
 from wecom_provider.wecom.errors import WeComError
 
 
@@ -29,7 +30,7 @@ def _sealed_columns(model) -> list[str]:
     return [f.name for f in model._meta.fields if f.name.endswith("_sealed")]
 
 
-class ReadOnlySecretsAdmin(admin.ModelAdmin):
+class ReadOnlySecretsAdmin(GuardedModelAdmin):
     """Base: sealed columns never appear; rows are created by commands and flows."""
 
     def get_exclude(self, request, obj=None):
@@ -94,7 +95,7 @@ class SuiteAdmin(ReadOnlySecretsAdmin):
         row = CredentialToken.objects.filter(owner_key=credentials.owner_key(suite)).first()
         return _token_state(row)
 
-    @admin.action(description="Refresh the suite token now")
+    @admin.action(permissions=["refresh_suite_token"], description="Refresh the suite token now")
     def refresh_suite_token(self, request, queryset) -> None:
         for suite in queryset:
             _refresh(self, request, suite)
@@ -125,7 +126,7 @@ def _refresh(model_admin, request, owner) -> None:
 
 
 @admin.register(Corp)
-class CorpAdmin(admin.ModelAdmin):
+class CorpAdmin(GuardedModelAdmin):
     list_display = ("corpid", "name", "corp_type", "scale", "industry", "updated_at")
     search_fields = ("corpid", "name", "full_name")
     readonly_fields = [f.name for f in Corp._meta.fields]
@@ -192,12 +193,12 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
     def token_display(self, authorization: Authorization) -> str:
         return _token_state(getattr(authorization, "token", None))
 
-    @admin.action(description="Refresh the corp token now")
+    @admin.action(permissions=["refresh_corp_token"], description="Refresh the corp token now")
     def refresh_token_now(self, request, queryset) -> None:
         for authorization in queryset.select_related("suite", "corp"):
             _refresh(self, request, authorization)
 
-    @admin.action(description="Re-sync auth info from WeCom")
+    @admin.action(permissions=["resync_authorization"], description="Re-sync auth info from WeCom")
     def resync_auth_info(self, request, queryset) -> None:
         for authorization in queryset.select_related("suite", "corp"):
             try:
@@ -207,7 +208,9 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
             else:
                 self.message_user(request, f"{authorization}: auth info synced", flash.SUCCESS)
 
-    @admin.action(description="Suspend (stop refreshing tokens)")
+    @admin.action(
+        permissions=["suspend_authorization"], description="Suspend (stop refreshing tokens)"
+    )
     def suspend(self, request, queryset) -> None:
         count = sum(
             services.authorization_suspend(
@@ -217,7 +220,7 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
         )
         self.message_user(request, f"{count} authorization(s) suspended", flash.WARNING)
 
-    @admin.action(description="Resume")
+    @admin.action(permissions=["resume_authorization"], description="Resume")
     def resume(self, request, queryset) -> None:
         count = sum(
             services.authorization_resume(authorization=a, actor=request.user.get_username())
@@ -249,7 +252,7 @@ class CredentialTokenAdmin(ReadOnlySecretsAdmin):
 
 
 @admin.register(FeedEvent)
-class FeedEventAdmin(admin.ModelAdmin):
+class FeedEventAdmin(GuardedModelAdmin):
     list_display = ("id", "type", "suite", "corp", "created_at")
     list_filter = ("type",)
     search_fields = ("corp__corpid", "type")
