@@ -1,7 +1,9 @@
 """API clients, keys and the audit log in the ops console.
 
-A key is shown exactly once, in the message after it is created (new client or
-"issue a new key"); admin never shows a key or its hash again. The audit log is
+A key is shown exactly once, on a page rendered by the very request that created it
+(new client or "issue a new key"), sent with ``Cache-Control: no-store``. It never goes
+into a message, cookie, session or log line (messages live in a signed, not encrypted,
+cookie or in the session row); admin never shows a key or its hash again. The audit log is
 view-only: no add, change or delete.
 """
 
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib import messages as flash
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from api import services
 from api.models import ApiClient
@@ -18,11 +22,20 @@ from api.models import JsapiTicket
 from wecom_provider.adminperms import GuardedModelAdmin
 
 
-def _show_key_once(request, client: ApiClient, issued: services.IssuedKey) -> None:
-    flash.warning(
+def _key_page(request, model_admin, issued: list[tuple[ApiClient, str]]) -> TemplateResponse:
+    response = TemplateResponse(
         request,
-        f"New API key for {client.name} (shown only now; copy it): {issued.key}",
+        "admin/api/key_issued.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": "New API key(s): shown once",
+            "opts": model_admin.model._meta,
+            "issued": issued,
+        },
     )
+    # The page holds a secret: no browser or proxy cache may keep it.
+    add_never_cache_headers(response)
+    return response
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -63,20 +76,29 @@ class ApiClientAdmin(GuardedModelAdmin):
         if not change:
             # A new client gets its first key once its scope is saved.
             issued = services.api_key_issue(client=form.instance, actor=request.user.get_username())
-            _show_key_once(request, form.instance, issued)
+            # Kept on the request only, for response_add to render.
+            request._issued_api_keys = [(form.instance, issued.key)]
+
+    def response_add(self, request, obj, post_url_continue=None):
+        issued = getattr(request, "_issued_api_keys", None)
+        if issued:
+            return _key_page(request, self, issued)
+        return super().response_add(request, obj, post_url_continue)
 
     @admin.action(
         permissions=["issue_apikey"],
         description="Issue a new key (rotation: the old key keeps working)",
     )
-    def issue_key(self, request, queryset) -> None:
+    def issue_key(self, request, queryset):
+        issued_keys = []
         for client in queryset:
             try:
                 issued = services.api_key_issue(client=client, actor=request.user.get_username())
             except services.ApiClientError as exc:
                 flash.error(request, str(exc))
                 continue
-            _show_key_once(request, client, issued)
+            issued_keys.append((client, issued.key))
+        return _key_page(request, self, issued_keys) if issued_keys else None
 
     @admin.action(
         permissions=["revoke_apiclient"], description="Revoke (every key stops working now)"
