@@ -250,7 +250,6 @@ STORAGES = {
 
 # --- security (production defaults; DEBUG relaxes what needs HTTPS) ---------------------
 _https = _public.scheme == "https"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=_https and not DEBUG)
 # Probes and scrapers call these over plain HTTP inside the network; a redirect to
 # https://<internal address> would only make them fail.
@@ -260,8 +259,13 @@ CSRF_COOKIE_SECURE = _https
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True  # only the admin's server-rendered forms use the token
 SESSION_COOKIE_AGE = 12 * 60 * 60  # an ops console session lasts a working day, not two weeks
-SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", default=0, minimum=0)
-# Sent only once DJANGO_HSTS_SECONDS is set. The platform normally has a host of its own,
+# On by default (one year) when the public URL is https: the console guards secrets and
+# must never be reached over plain HTTP once a browser has seen it. DJANGO_HSTS_SECONDS=0
+# turns it off (e.g. while trying HTTPS out).
+SECURE_HSTS_SECONDS = env_int(
+    "DJANGO_HSTS_SECONDS", default=365 * 24 * 60 * 60 if _https and not DEBUG else 0, minimum=0
+)
+# Sent only while SECURE_HSTS_SECONDS > 0. The platform normally has a host of its own,
 # so covering its subdomains costs nothing; set 0 when PUBLIC_BASE_URL is a shared apex.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=False)
@@ -277,6 +281,11 @@ SILENCED_SYSTEM_CHECKS = ["security.W021"]
 # (and refuse network-based /metrics access to proxied requests). Used for the admin
 # login throttle and the /metrics allow-list.
 TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", default=0, minimum=0)
+# X-Forwarded-Proto decides whether a request counts as HTTPS (secure cookies, the SSL
+# redirect). Any client can send that header, so it is trusted only behind a proxy that
+# sets it, i.e. when DJANGO_TRUSTED_PROXY_COUNT > 0.
+if TRUSTED_PROXY_COUNT > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Failed admin logins per (client address, username) before 429, and the window (s).
 ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", default=5, minimum=1)
