@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "callbacks",
     "api",
     "ops",  # ops dashboard in the admin, scrape-time gauges
+    "axes",  # admin login lockout (wecom_provider/observability/admin_throttle.py)
 ]
 
 MIDDLEWARE = [
@@ -92,9 +93,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "wecom_provider.observability.admin_throttle.AdminLoginThrottleMiddleware",
+    # Serializes admin login attempts per username and address so axes' check and count
+    # cannot interleave; AxesMiddleware (last, as axes requires) turns lockouts into 429.
+    "wecom_provider.observability.admin_throttle.AdminLoginSerializeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+# Axes' backend first: it refuses locked-out credentials before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 # WeCom's callback URLs run only these (wecom_provider/wsgi.py): server-to-server calls
 # with a deadline need a request id and the security checks, nothing of the browser's.
@@ -287,9 +296,29 @@ TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", default=0, minimum=0
 if TRUSTED_PROXY_COUNT > 0:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Failed admin logins per (client address, username) before 429, and the window (s).
+# Failed admin logins per username, and separately per client address, before 429, and
+# the lockout window (s). Enforced by django-axes with its database handler.
 ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", default=5, minimum=1)
 ADMIN_LOGIN_FAILURE_WINDOW = env_int("ADMIN_LOGIN_FAILURE_WINDOW", default=5 * 60, minimum=1)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Two separate parameters, not a combination: guesses spread over many addresses still
+# lock the username, and one address trying many usernames is locked as an address.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = "wecom_provider.observability.admin_throttle.axes_failure_limit"
+AXES_COOLOFF_TIME = "wecom_provider.observability.admin_throttle.axes_cool_off"
+AXES_CLIENT_IP_CALLABLE = "wecom_provider.observability.admin_throttle.axes_client_ip"
+AXES_LOCKOUT_CALLABLE = "wecom_provider.observability.admin_throttle.axes_lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Refused attempts during a lockout do not restart it: otherwise anyone could keep an
+# operator locked out forever by trying once every few minutes.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# No axes pages in the admin: every ModelAdmin there declares its permissions
+# (wecom_provider/adminperms.py); unlock with `manage.py axes_reset_username` instead.
+AXES_ENABLE_ADMIN = False
+# Axes' per-request access log would grow by a row per admin login; failures suffice.
+AXES_DISABLE_ACCESS_LOG = True
+# Axes keeps the failed POST (password masked); the CSRF token is masked too.
+AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]
 
 # /metrics: a bearer token (optional) or a client network in the allow-list.
 METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
