@@ -5,15 +5,22 @@ Sealed columns are excluded from every form and list; actions call services.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib import messages as flash
 from django.db.models import Q
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from tenants import credentials
+from tenants import install_links
 from tenants import services
 from tenants.models import Authorization
 from tenants.models import AuthorizationHistory
@@ -23,7 +30,10 @@ from tenants.models import FeedEvent
 from tenants.models import Provider
 from tenants.models import Suite
 from wecom_provider.adminperms import GuardedModelAdmin
+from wecom_provider.adminperms import admin_view_requiring
 from wecom_provider.wecom.errors import WeComError
+
+logger = logging.getLogger(__name__)
 
 
 def _sealed_columns(model) -> list[str]:
@@ -99,6 +109,55 @@ class SuiteAdmin(ReadOnlySecretsAdmin):
     def refresh_suite_token(self, request, queryset) -> None:
         for suite in queryset:
             _refresh(self, request, suite)
+
+    def get_urls(self):
+        guarded = admin_view_requiring("tenants.create_test_install_link")(
+            self.test_install_link_view
+        )
+        return [
+            path(
+                "<path:object_id>/test-install-link/",
+                self.admin_site.admin_view(guarded),
+                name="tenants_suite_test_install_link",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_create_test_install_link": request.user.has_perm(
+                "tenants.create_test_install_link"
+            ),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def test_install_link_view(self, request, object_id: str) -> TemplateResponse:
+        """GET: explain and offer the button; POST: create a signed test-install link."""
+        suite = self.get_object(request, object_id)
+        if suite is None:
+            raise Http404("no such suite")
+        link = None
+        if request.method == "POST":
+            link = install_links.test_link_create(suite_id=suite.suite_id)
+            # Who made one, never the link itself: it grants a test install until it expires.
+            logger.info(
+                "test-install link created for %s by user %s", suite.suite_id, request.user.pk
+            )
+        response = TemplateResponse(
+            request,
+            "admin/tenants/suite/test_install_link.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Test-install link for {suite}",
+                "opts": self.model._meta,
+                "original": suite,
+                "link": link,
+                "max_age_minutes": settings.TEST_INSTALL_LINK_MAX_AGE // 60,
+            },
+        )
+        add_never_cache_headers(response)  # the link grants a test install: keep no copy
+        return response
 
 
 def _token_state(row: CredentialToken | None) -> str:

@@ -387,6 +387,12 @@ for _secret in (
 WECOM_INSTALL_BASE = env_url(
     "WECOM_INSTALL_BASE", default="https://open.work.weixin.qq.com", schemes=("http", "https")
 )
+# The public install entry costs one or two WeCom calls per hit: cap it per client
+# address (per minute, in Redis). An admin's test-install link is valid this long (s), and
+# the signed install state (tenants/install_links.py) this long after its link was made.
+INSTALL_RATE_LIMIT_PER_MINUTE = env_int("INSTALL_RATE_LIMIT_PER_MINUTE", default=10, minimum=1)
+TEST_INSTALL_LINK_MAX_AGE = env_int("TEST_INSTALL_LINK_MAX_AGE", default=60 * 60, minimum=60)
+INSTALL_STATE_MAX_AGE = env_int("INSTALL_STATE_MAX_AGE", default=60 * 60, minimum=60 * 30)
 
 # --- licenses ---------------------------------------------------------------------
 LICENSE_RECONCILE_DAYS = env_int("LICENSE_RECONCILE_DAYS", default=365, minimum=1)
