@@ -69,7 +69,7 @@ def state_verify(*, suite_id: str, state: str, now: float | None = None) -> str 
 def test_link_create(*, suite_id: str) -> str:
     """Return a signed URL that starts a test install of ``suite_id`` (expires; see module)."""
     token = signing.TimestampSigner(salt=_TEST_SALT).sign(suite_id)
-    query = urlencode({"test": token})
+    query = urlencode({"test_token": token})  # *_token: redacted from logged URLs
     return f"{settings.PUBLIC_BASE_URL}/install/{suite_id}/?{query}"
 
 

@@ -25,6 +25,7 @@ from tenants.models import Authorization
 from tenants.models import FeedEvent
 from tenants.models import Suite
 from tests.ops.fixtures import plain_static  # noqa: F401
+from wecom_provider.observability.redaction import scrub_patterns
 from wecom_provider.wecom import messages
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComPermanentError
@@ -283,10 +284,13 @@ def test_unknown_suite_is_404_without_a_wecom_call(client, platform):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("test", ["1", "true", "", "forged:token"])
-def test_anonymous_test_install_is_refused_without_a_wecom_call(client, platform, test):
+@pytest.mark.parametrize(
+    "query",
+    [{"test": "1"}, {"test": "true"}, {"test": ""}, {"test_token": "forged:token"}],
+)
+def test_anonymous_test_install_is_refused_without_a_wecom_call(client, platform, query):
     platform.control.clear_requests()
-    response = client.get(f"/install/{platform.suite.suite_id}/", {"test": test})
+    response = client.get(f"/install/{platform.suite.suite_id}/", query)
     assert response.status_code == 403
     assert b"Test installs need a signed link created by a security admin" in response.content
     assert platform.control.requests() == []
@@ -320,7 +324,7 @@ def signed_test_link(platform, user, suite=None) -> str:
     match = re.search(r'<code class="test-install-link">([^<]+)</code>', page.content.decode())
     assert match
     link = html.unescape(match.group(1))
-    assert link.startswith(f"{settings.PUBLIC_BASE_URL}/install/{suite.suite_id}/?test=")
+    assert link.startswith(f"{settings.PUBLIC_BASE_URL}/install/{suite.suite_id}/?test_token=")
     return link.removeprefix(settings.PUBLIC_BASE_URL)
 
 
@@ -328,6 +332,11 @@ def signed_test_link(platform, user, suite=None) -> str:
 @pytest.mark.usefixtures("plain_static")
 def test_a_security_admins_signed_link_sets_session_info(client, platform, django_user_model):
     path = signed_test_link(platform, security_admin(django_user_model))
+    token = parse_qs(urlsplit(path).query)["test_token"][0]
+    # A logged request line keeps the suite but not the token that grants the install.
+    signature = token.rsplit(":", 1)[1]  # URL-safe, so it appears as such in the path
+    assert signature in path
+    assert signature not in scrub_patterns(f"GET {path} HTTP/1.1")
     response = client.get(path)
     assert response.status_code == 302
     calls = platform.requests("set_session_info")
@@ -358,10 +367,10 @@ def test_a_signed_link_expires_and_is_bound_to_its_suite(client, platform, djang
     user = security_admin(django_user_model)
     with time_machine.travel(datetime(2026, 1, 1, tzinfo=UTC), tick=False) as clock:
         path = signed_test_link(platform, user)
-        token = parse_qs(urlsplit(path).query)["test"][0]
+        token = parse_qs(urlsplit(path).query)["test_token"][0]
         other = Suite.objects.exclude(pk=platform.suite.pk).first()
         if other is not None:
-            wrong_suite = client.get(f"/install/{other.suite_id}/", {"test": token})
+            wrong_suite = client.get(f"/install/{other.suite_id}/", {"test_token": token})
             assert wrong_suite.status_code == 403
         clock.shift(timedelta(seconds=settings.TEST_INSTALL_LINK_MAX_AGE + 1))
         platform.control.clear_requests()
