@@ -1,7 +1,9 @@
 """API clients, keys and the audit log in the ops console.
 
-A key is shown exactly once, in the message after it is created (new client or
-"issue a new key"); admin never shows a key or its hash again. The audit log is
+A key is shown exactly once, on a page rendered by the very request that created it
+(new client or "issue a new key"), sent with ``Cache-Control: no-store``. It never goes
+into a message, cookie, session or log line (messages live in a signed, not encrypted,
+cookie or in the session row); admin never shows a key or its hash again. The audit log is
 view-only: no add, change or delete.
 """
 
@@ -9,19 +11,31 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib import messages as flash
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from api import services
 from api.models import ApiClient
 from api.models import ApiKey
 from api.models import AuditLog
 from api.models import JsapiTicket
+from wecom_provider.adminperms import GuardedModelAdmin
 
 
-def _show_key_once(request, client: ApiClient, issued: services.IssuedKey) -> None:
-    flash.warning(
+def _key_page(request, model_admin, issued: list[tuple[ApiClient, str]]) -> TemplateResponse:
+    response = TemplateResponse(
         request,
-        f"New API key for {client.name} (shown only now; copy it): {issued.key}",
+        "admin/api/key_issued.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": "New API key(s): shown once",
+            "opts": model_admin.model._meta,
+            "issued": issued,
+        },
     )
+    # The page holds a secret: no browser or proxy cache may keep it.
+    add_never_cache_headers(response)
+    return response
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -39,7 +53,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(GuardedModelAdmin):
     list_display = ("name", "suite_count", "corp_count", "rate_limit_per_minute", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "description")
@@ -62,26 +76,40 @@ class ApiClientAdmin(admin.ModelAdmin):
         if not change:
             # A new client gets its first key once its scope is saved.
             issued = services.api_key_issue(client=form.instance, actor=request.user.get_username())
-            _show_key_once(request, form.instance, issued)
+            # Kept on the request only, for response_add to render.
+            request._issued_api_keys = [(form.instance, issued.key)]
 
-    @admin.action(description="Issue a new key (rotation: the old key keeps working)")
-    def issue_key(self, request, queryset) -> None:
+    def response_add(self, request, obj, post_url_continue=None):
+        issued = getattr(request, "_issued_api_keys", None)
+        if issued:
+            return _key_page(request, self, issued)
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.action(
+        permissions=["issue_apikey"],
+        description="Issue a new key (rotation: the old key keeps working)",
+    )
+    def issue_key(self, request, queryset):
+        issued_keys = []
         for client in queryset:
             try:
                 issued = services.api_key_issue(client=client, actor=request.user.get_username())
             except services.ApiClientError as exc:
                 flash.error(request, str(exc))
                 continue
-            _show_key_once(request, client, issued)
+            issued_keys.append((client, issued.key))
+        return _key_page(request, self, issued_keys) if issued_keys else None
 
-    @admin.action(description="Revoke (every key stops working now)")
+    @admin.action(
+        permissions=["revoke_apiclient"], description="Revoke (every key stops working now)"
+    )
     def revoke(self, request, queryset) -> None:
         count = sum(services.api_client_revoke(client=client) for client in queryset)
         flash.success(request, f"Revoked {count} client(s).")
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(GuardedModelAdmin):
     list_display = ("display", "client", "created_at", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "client__name")
@@ -99,14 +127,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def display(self, obj: ApiKey) -> str:
         return obj.display
 
-    @admin.action(description="Revoke (stops working now)")
+    @admin.action(permissions=["revoke_apikey"], description="Revoke (stops working now)")
     def revoke(self, request, queryset) -> None:
         count = sum(services.api_key_revoke(key=key) for key in queryset)
         flash.success(request, f"Revoked {count} key(s).")
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(GuardedModelAdmin):
     list_display = (
         "created_at",
         "client",
@@ -134,7 +162,7 @@ class AuditLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(JsapiTicket)
-class JsapiTicketAdmin(admin.ModelAdmin):
+class JsapiTicketAdmin(GuardedModelAdmin):
     list_display = ("owner_key", "kind", "expires_at", "obtained_at", "fetch_count")
     search_fields = ("owner_key",)
     fields = ("owner_key", "kind", "expires_at", "obtained_at", "fetch_count")

@@ -105,12 +105,13 @@ EXAMPLES: dict[str, list[OpenApiExample]] = {
         )
     ],
     "install_links_create": [
-        _request("test install", {"state": "crm42", "test": True}),
+        _request("with a state", {"state": "crm42"}),
         _response(
             "link",
             {
                 "url": "https://open.work.weixin.qq.com/3rdapp/install?suite_id="
-                f"{SUITE_ID}&pre_auth_code=PRE&redirect_uri=https%3A%2F%2Fexample.com&state=crm42",
+                f"{SUITE_ID}&pre_auth_code=PRE&redirect_uri=https%3A%2F%2Fexample.com"
+                "&state=crm421a2B3c5f1c2e3d4b5a69788796a5b4c3d2e1f0",
                 "expires_at": WHEN,
             },
             status="201",

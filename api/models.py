@@ -50,6 +50,11 @@ class ApiClient(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "API client"
+        # Custom permissions gate the admin actions (roles: ops/roles.py).
+        permissions = [
+            ("issue_apikey", "Can issue a new API key"),
+            ("revoke_apiclient", "Can revoke an API client"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -76,6 +81,10 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["client_id", "-created_at"]
         verbose_name = "API key"
+        # Custom permissions gate the admin actions (roles: ops/roles.py).
+        permissions = [
+            ("revoke_apikey", "Can revoke an API key"),
+        ]
 
     def __str__(self) -> str:
         return f"wcp_{self.prefix}…"

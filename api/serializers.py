@@ -10,6 +10,7 @@ from api.models import JsapiTicket
 from licensing.models import AccountStatus
 from licensing.models import AccountType
 from licensing.models import OrderStatus
+from tenants import install_links
 from tenants.models import Authorization
 from tenants.models import Suite
 
@@ -43,16 +44,33 @@ class SuiteOutput(serializers.Serializer):
 
 
 class InstallLinkInput(serializers.Serializer):
+    # WeCom allows 128 letters or digits; 38 of them carry our expiry and HMAC
+    # (tenants/install_links.py), so the product's own state is at most 90.
     state = serializers.RegexField(
-        r"^[A-Za-z0-9]{0,128}$",
+        rf"^[A-Za-z0-9]{{0,{install_links.PRODUCT_STATE_MAX}}}$",
         required=False,
         default="",
         allow_blank=True,
-        help_text="returned to the install redirect (≤128 letters or digits)",
+        help_text=(
+            f"≤{install_links.PRODUCT_STATE_MAX} letters or digits; sent to WeCom signed "
+            "with an expiry, and shown on the tenant only if it comes back intact"
+        ),
     )
     test = serializers.BooleanField(
-        required=False, default=False, help_text="测试授权: install an unpublished app"
+        required=False,
+        default=False,
+        help_text="refused when true: test installs (测试授权) are created only by a "
+        "security admin in the ops console",
     )
+
+    def validate_test(self, value: bool) -> bool:
+        # A test install bars the corp from ever authorizing formally; products never
+        # create one, a security admin does (signed link, see docs/operations.md).
+        if value:
+            raise serializers.ValidationError(
+                "test installs are created only by a security admin in the ops console"
+            )
+        return value
 
 
 class InstallLinkOutput(serializers.Serializer):

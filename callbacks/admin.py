@@ -14,6 +14,7 @@ from callbacks import selectors
 from callbacks import services
 from callbacks.models import CallbackEvent
 from callbacks.models import CallbackRejection
+from wecom_provider.adminperms import GuardedModelAdmin
 
 
 class AgeFilter(admin.SimpleListFilter):
@@ -32,7 +33,7 @@ class AgeFilter(admin.SimpleListFilter):
 
 
 @admin.register(CallbackEvent)
-class CallbackEventAdmin(admin.ModelAdmin):
+class CallbackEventAdmin(GuardedModelAdmin):
     list_display = (
         "id",
         "received_at",
@@ -73,12 +74,12 @@ class CallbackEventAdmin(admin.ModelAdmin):
         masked = json.dumps(selectors.masked_payload(obj), ensure_ascii=False, indent=2)
         return format_html("<pre>{}</pre>", masked)
 
-    @admin.action(description="Replay selected callbacks")
+    @admin.action(permissions=["replay_callback"], description="Replay selected callbacks")
     def replay(self, request, queryset) -> None:
         count = sum(services.callback_replay(event=event) for event in queryset)
         self.message_user(request, f"{count} callback(s) queued for replay", flash.SUCCESS)
 
-    @admin.action(description="Quarantine selected callbacks")
+    @admin.action(permissions=["quarantine_callback"], description="Quarantine selected callbacks")
     def quarantine(self, request, queryset) -> None:
         count = sum(services.callback_quarantine(event=event) for event in queryset)
         self.message_user(request, f"{count} callback(s) quarantined", flash.WARNING)
@@ -96,7 +97,7 @@ class CallbackEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallbackRejection)
-class CallbackRejectionAdmin(admin.ModelAdmin):
+class CallbackRejectionAdmin(GuardedModelAdmin):
     list_display = ("minute", "endpoint", "reason", "count")
     list_filter = ("endpoint", "reason")
     date_hierarchy = "minute"

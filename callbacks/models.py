@@ -82,6 +82,11 @@ class CallbackEvent(models.Model):
         ]
         ordering = ["-received_at", "-id"]
         verbose_name = "callback"
+        # Custom permissions gate the admin actions (roles: ops/roles.py).
+        permissions = [
+            ("replay_callback", "Can replay a callback"),
+            ("quarantine_callback", "Can quarantine a callback"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.info_type}#{self.pk} ({self.status})"

@@ -25,6 +25,7 @@ from licensing.models import LicenseOrder
 from licensing.models import LicenseRenewJob
 from licensing.models import OrderStatus
 from licensing.models import UnlicensedMember
+from wecom_provider.adminperms import GuardedModelAdmin
 from wecom_provider.wecom.errors import WeComError
 
 
@@ -83,7 +84,7 @@ class SubOrderInline(admin.TabularInline):
 
 
 @admin.register(LicenseOrder)
-class LicenseOrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class LicenseOrderAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = (
         "order_id",
         "order_type",
@@ -115,7 +116,7 @@ class LicenseOrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def price_yuan(self, order: LicenseOrder) -> str:
         return f"{order.price / 100:.2f}"
 
-    @admin.action(description="Sync now from WeCom")
+    @admin.action(permissions=["sync_licenseorder"], description="Sync now from WeCom")
     def sync_now(self, request, queryset):
         done, failures = 0, []
         for order in queryset:
@@ -126,7 +127,7 @@ class LicenseOrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 failures.append(f"{order.order_id}: {exc}")
         _report(self, request, done, failures, "synced")
 
-    @admin.action(description="Cancel (unpaid orders only)")
+    @admin.action(permissions=["cancel_licenseorder"], description="Cancel (unpaid orders only)")
     def cancel(self, request, queryset):
         done, failures = 0, []
         for order in queryset:
@@ -210,7 +211,7 @@ class ActivateForm(forms.Form):
 
 
 @admin.register(LicenseAccount)
-class LicenseAccountAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class LicenseAccountAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = (
         "active_code",
         "corp",
@@ -228,7 +229,7 @@ class LicenseAccountAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("corp", "order", "shared_to_corp")
     actions = ["activate", "refresh"]
 
-    @admin.action(description="Activate for members…")
+    @admin.action(permissions=["activate_licenseaccount"], description="Activate for members…")
     def activate(self, request, queryset):
         codes = list(
             queryset.filter(status=AccountStatus.UNBOUND, invalid_at__isnull=True)
@@ -276,7 +277,7 @@ class LicenseAccountAdmin(ReadOnlyMixin, admin.ModelAdmin):
             },
         )
 
-    @admin.action(description="Re-read from WeCom")
+    @admin.action(permissions=["refresh_licenseaccount"], description="Re-read from WeCom")
     def refresh(self, request, queryset):
         done, failures = 0, []
         by_corp: dict = {}
@@ -294,7 +295,7 @@ class LicenseAccountAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(CorpLicenseSummary)
-class CorpLicenseSummaryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class CorpLicenseSummaryAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = ("corpid", "name", "bought", "active", "free", "expiring", "trial_end")
     search_fields = ("corpid", "name")
     actions = ["sync_license_info", "reconcile_accounts"]
@@ -323,7 +324,10 @@ class CorpLicenseSummaryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def trial_end(self, corp):
         return corp.trial_end
 
-    @admin.action(description="Read app license info and auto-activation from WeCom")
+    @admin.action(
+        permissions=["sync_license_info"],
+        description="Read app license info and auto-activation from WeCom",
+    )
     def sync_license_info(self, request, queryset):
         done, failures = 0, []
         for corp in queryset:
@@ -336,7 +340,9 @@ class CorpLicenseSummaryAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 failures.append(f"{corp.corpid}: {exc}")
         _report(self, request, done, failures, "read")
 
-    @admin.action(description="Reconcile activated accounts")
+    @admin.action(
+        permissions=["reconcile_license_accounts"], description="Reconcile activated accounts"
+    )
     def reconcile_accounts(self, request, queryset):
         done, failures = 0, []
         for corp in queryset:
@@ -352,7 +358,7 @@ class CorpLicenseSummaryAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(LicenseRenewJob)
-class LicenseRenewJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class LicenseRenewJobAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = ("jobid", "corp", "status", "account_count", "order", "submitted_at")
     list_filter = ("status",)
     search_fields = ("jobid", "corp__corpid")
@@ -363,7 +369,7 @@ class LicenseRenewJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(LicenseNewOrderJob)
-class LicenseNewOrderJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class LicenseNewOrderJobAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = ("jobid", "status", "corp_count", "order", "submitted_at", "next_sync_at")
     list_filter = ("status",)
     search_fields = ("jobid",)
@@ -385,7 +391,7 @@ class BatchItemErrorInline(admin.TabularInline):
 
 
 @admin.register(LicenseBatch)
-class LicenseBatchAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class LicenseBatchAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = (
         "id",
         "operation",
@@ -404,7 +410,7 @@ class LicenseBatchAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(LicenseBatchItemError)
-class LicenseBatchItemErrorAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class LicenseBatchItemErrorAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = ("batch", "errcode", "item", "errmsg", "local", "created_at")
     list_filter = ("errcode", "local", "batch__operation")
 
@@ -425,7 +431,7 @@ class ResolvedFilter(admin.SimpleListFilter):
 
 
 @admin.register(UnlicensedMember)
-class UnlicensedMemberAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class UnlicensedMemberAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = ("userid", "corp", "suite", "times_seen", "last_seen_at", "resolved_at")
     list_filter = (ResolvedFilter, "suite")
     search_fields = ("userid", "corp__corpid", "corp__name")
@@ -433,7 +439,7 @@ class UnlicensedMemberAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(AppLicenseInfo)
-class AppLicenseInfoAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AppLicenseInfoAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = (
         "corp",
         "suite",
@@ -448,7 +454,7 @@ class AppLicenseInfoAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(CorpLicenseSettings)
-class CorpLicenseSettingsAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class CorpLicenseSettingsAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = ("corp", "auto_active_status", "synced_at", "accounts_reconciled_at")
     list_filter = ("auto_active_status",)
     search_fields = ("corp__corpid",)

@@ -145,6 +145,11 @@ class LicenseOrder(models.Model):
             models.Index(fields=["corp", "status"], name="license_order_corp_status"),
             models.Index(fields=["created_time"], name="license_order_created"),
         ]
+        # Custom permissions gate the admin actions (roles: ops/roles.py).
+        permissions = [
+            ("sync_licenseorder", "Can sync a license order from WeCom"),
+            ("cancel_licenseorder", "Can cancel an unpaid license order"),
+        ]
 
     def __str__(self) -> str:
         return self.order_id
@@ -207,6 +212,11 @@ class LicenseAccount(models.Model):
                 name="license_account_expiry",
                 condition=Q(status=2),
             ),
+        ]
+        # Custom permissions gate the admin actions (roles: ops/roles.py).
+        permissions = [
+            ("activate_licenseaccount", "Can activate license codes for members"),
+            ("refresh_licenseaccount", "Can re-read license accounts from WeCom"),
         ]
 
     def __str__(self) -> str:
@@ -452,3 +462,8 @@ class CorpLicenseSummary(Corp):
         proxy = True
         verbose_name = "corp license summary"
         verbose_name_plural = "corp license summaries"
+        # Custom permissions gate the admin actions (roles: ops/roles.py).
+        permissions = [
+            ("sync_license_info", "Can read app license info from WeCom"),
+            ("reconcile_license_accounts", "Can reconcile activated accounts"),
+        ]

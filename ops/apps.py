@@ -1,7 +1,7 @@
 """The ops app: a dashboard inside the admin and the scrape-time Prometheus gauges.
 
 It sits on top of tenants, licensing and callbacks (reads only, through selectors) and
-owns no model.
+owns no table (``ops.models.OpsConsole`` only carries permissions; roles: ``ops.roles``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def mount_dashboard() -> None:
     """Add ``/admin/ops/dashboard/`` (``admin:ops_dashboard``) to the default admin site.
 
     The admin's own URLs stay as they are; the dashboard is wrapped in ``admin_view``
-    (staff login, CSRF, never cached) like any admin page. The index page gets a link
+    (staff login, CSRF, never cached) like any admin page, and needs
+    ``ops.view_dashboard``. The index page gets a link
     to it through its own template.
     """
     from django.contrib import admin

@@ -7,8 +7,10 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from ops import dashboard
+from wecom_provider.adminperms import admin_view_requiring
 
 
+@admin_view_requiring("ops.view_dashboard")
 def dashboard_view(request: HttpRequest) -> TemplateResponse:
     context = {
         **admin.site.each_context(request),

@@ -5,15 +5,22 @@ Sealed columns are excluded from every form and list; actions call services.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib import messages as flash
 from django.db.models import Q
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from tenants import credentials
+from tenants import install_links
 from tenants import services
 from tenants.models import Authorization
 from tenants.models import AuthorizationHistory
@@ -22,14 +29,18 @@ from tenants.models import CredentialToken
 from tenants.models import FeedEvent
 from tenants.models import Provider
 from tenants.models import Suite
+from wecom_provider.adminperms import GuardedModelAdmin
+from wecom_provider.adminperms import admin_view_requiring
 from wecom_provider.wecom.errors import WeComError
+
+logger = logging.getLogger(__name__)
 
 
 def _sealed_columns(model) -> list[str]:
     return [f.name for f in model._meta.fields if f.name.endswith("_sealed")]
 
 
-class ReadOnlySecretsAdmin(admin.ModelAdmin):
+class ReadOnlySecretsAdmin(GuardedModelAdmin):
     """Base: sealed columns never appear; rows are created by commands and flows."""
 
     def get_exclude(self, request, obj=None):
@@ -94,10 +105,59 @@ class SuiteAdmin(ReadOnlySecretsAdmin):
         row = CredentialToken.objects.filter(owner_key=credentials.owner_key(suite)).first()
         return _token_state(row)
 
-    @admin.action(description="Refresh the suite token now")
+    @admin.action(permissions=["refresh_suite_token"], description="Refresh the suite token now")
     def refresh_suite_token(self, request, queryset) -> None:
         for suite in queryset:
             _refresh(self, request, suite)
+
+    def get_urls(self):
+        guarded = admin_view_requiring("tenants.create_test_install_link")(
+            self.test_install_link_view
+        )
+        return [
+            path(
+                "<path:object_id>/test-install-link/",
+                self.admin_site.admin_view(guarded),
+                name="tenants_suite_test_install_link",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_create_test_install_link": request.user.has_perm(
+                "tenants.create_test_install_link"
+            ),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def test_install_link_view(self, request, object_id: str) -> TemplateResponse:
+        """GET: explain and offer the button; POST: create a signed test-install link."""
+        suite = self.get_object(request, object_id)
+        if suite is None:
+            raise Http404("no such suite")
+        link = None
+        if request.method == "POST":
+            link = install_links.test_link_create(suite_id=suite.suite_id)
+            # Who made one, never the link itself: it grants a test install until it expires.
+            logger.info(
+                "test-install link created for %s by user %s", suite.suite_id, request.user.pk
+            )
+        response = TemplateResponse(
+            request,
+            "admin/tenants/suite/test_install_link.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Test-install link for {suite}",
+                "opts": self.model._meta,
+                "original": suite,
+                "link": link,
+                "max_age_minutes": settings.TEST_INSTALL_LINK_MAX_AGE // 60,
+            },
+        )
+        add_never_cache_headers(response)  # the link grants a test install: keep no copy
+        return response
 
 
 def _token_state(row: CredentialToken | None) -> str:
@@ -134,7 +194,7 @@ def _refresh(model_admin, request, owner) -> None:
 
 
 @admin.register(Corp)
-class CorpAdmin(admin.ModelAdmin):
+class CorpAdmin(GuardedModelAdmin):
     list_display = ("corpid", "name", "corp_type", "scale", "industry", "updated_at")
     search_fields = ("corpid", "name", "full_name")
     readonly_fields = [f.name for f in Corp._meta.fields]
@@ -201,12 +261,12 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
     def token_display(self, authorization: Authorization) -> str:
         return _token_state(getattr(authorization, "token", None))
 
-    @admin.action(description="Refresh the corp token now")
+    @admin.action(permissions=["refresh_corp_token"], description="Refresh the corp token now")
     def refresh_token_now(self, request, queryset) -> None:
         for authorization in queryset.select_related("suite", "corp"):
             _refresh(self, request, authorization)
 
-    @admin.action(description="Re-sync auth info from WeCom")
+    @admin.action(permissions=["resync_authorization"], description="Re-sync auth info from WeCom")
     def resync_auth_info(self, request, queryset) -> None:
         for authorization in queryset.select_related("suite", "corp"):
             try:
@@ -216,7 +276,9 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
             else:
                 self.message_user(request, f"{authorization}: auth info synced", flash.SUCCESS)
 
-    @admin.action(description="Suspend (stop refreshing tokens)")
+    @admin.action(
+        permissions=["suspend_authorization"], description="Suspend (stop refreshing tokens)"
+    )
     def suspend(self, request, queryset) -> None:
         count = sum(
             services.authorization_suspend(
@@ -226,7 +288,7 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
         )
         self.message_user(request, f"{count} authorization(s) suspended", flash.WARNING)
 
-    @admin.action(description="Resume")
+    @admin.action(permissions=["resume_authorization"], description="Resume")
     def resume(self, request, queryset) -> None:
         count = sum(
             services.authorization_resume(authorization=a, actor=request.user.get_username())
@@ -261,7 +323,7 @@ class CredentialTokenAdmin(ReadOnlySecretsAdmin):
 
 
 @admin.register(FeedEvent)
-class FeedEventAdmin(admin.ModelAdmin):
+class FeedEventAdmin(GuardedModelAdmin):
     list_display = ("id", "type", "suite", "corp", "created_at")
     list_filter = ("type",)
     search_fields = ("corp__corpid", "type")

@@ -73,6 +73,11 @@ class Suite(models.Model):
 
     class Meta:
         ordering = ["suite_id"]
+        # Custom permissions gate the admin actions (roles: ops/roles.py).
+        permissions = [
+            ("refresh_suite_token", "Can refresh a suite token now"),
+            ("create_test_install_link", "Can create a signed test-install link"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.suite_id
@@ -160,6 +165,13 @@ class Authorization(models.Model):
         ]
         indexes = [models.Index(fields=["status", "auth_info_synced_at"])]
         ordering = ["-authorized_at"]
+        # Custom permissions gate the admin actions (roles: ops/roles.py).
+        permissions = [
+            ("refresh_corp_token", "Can refresh a corp token now"),
+            ("resync_authorization", "Can re-sync auth info from WeCom"),
+            ("suspend_authorization", "Can suspend an authorization"),
+            ("resume_authorization", "Can resume an authorization"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.corp_id}@{self.suite_id}"

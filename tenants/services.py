@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tenants import credentials
+from tenants import install_links
 from tenants.feed import feed_publish
 from tenants.models import AuthCodeClaim
 from tenants.models import Authorization
@@ -149,7 +150,13 @@ class InstallLink:
 
 
 def install_link_create(*, suite: Suite, state: str = "", test: bool = False) -> InstallLink:
-    """Return WeCom's install page URL for ``suite`` with a fresh pre-auth code."""
+    """Return WeCom's install page URL for ``suite`` with a fresh pre-auth code.
+
+    ``state`` is the product's own (≤ ``install_links.PRODUCT_STATE_MAX`` letters or
+    digits); WeCom gets it signed, with an expiry. ``test`` (测试授权) is for the
+    admin's signed test-install links only.
+    """
+    signed_state = install_links.state_sign(suite_id=suite.suite_id, product_state=state)
     api = suite_api(suite)
     pre_auth = api.get_pre_auth_code()
     if test:
@@ -160,7 +167,7 @@ def install_link_create(*, suite: Suite, state: str = "", test: bool = False) ->
             "suite_id": suite.suite_id,
             "pre_auth_code": pre_auth.value,
             "redirect_uri": f"{settings.PUBLIC_BASE_URL}/install/{suite.suite_id}/done/",
-            "state": state,
+            "state": signed_state,
         }
     )
     return InstallLink(
@@ -315,7 +322,14 @@ def _authorization_upsert(*, suite: Suite, grant: dict, source: str, state: str)
         authorization.installer_userid = user.get("userid", "") or ""
         authorization.installer_open_userid = user.get("open_userid", "") or ""
         authorization.installer_name = user.get("name", "") or ""
-    authorization.state = (grant.get("state") or state or authorization.state)[:128]
+    received = grant.get("state") or state
+    if received:
+        # Only a state our own install link signed (for this suite, unexpired) reaches
+        # products; a hand-typed or replayed one is dropped rather than passed on.
+        verified = install_links.state_verify(suite_id=suite.suite_id, state=received)
+        if verified is None:
+            logger.info("install of %s carried an unsigned or expired state", suite.suite_id)
+        authorization.state = verified or ""
     authorization.save()
     entry = AuthorizationHistory.objects.create(
         authorization=authorization,

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "callbacks",
     "api",
     "ops",  # ops dashboard in the admin, scrape-time gauges
+    "axes",  # admin login lockout (wecom_provider/observability/admin_throttle.py)
 ]
 
 MIDDLEWARE = [
@@ -92,9 +93,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "wecom_provider.observability.admin_throttle.AdminLoginThrottleMiddleware",
+    # Serializes admin login attempts per username and address so axes' check and count
+    # cannot interleave; AxesMiddleware (last, as axes requires) turns lockouts into 429.
+    "wecom_provider.observability.admin_throttle.AdminLoginSerializeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+# Axes' backend first: it refuses locked-out credentials before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 # WeCom's callback URLs run only these (wecom_provider/wsgi.py): server-to-server calls
 # with a deadline need a request id and the security checks, nothing of the browser's.
@@ -256,7 +265,6 @@ STORAGES = {
 
 # --- security (production defaults; DEBUG relaxes what needs HTTPS) ---------------------
 _https = _public.scheme == "https"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=_https and not DEBUG)
 # Probes and scrapers call these over plain HTTP inside the network; a redirect to
 # https://<internal address> would only make them fail.
@@ -266,8 +274,13 @@ CSRF_COOKIE_SECURE = _https
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True  # only the admin's server-rendered forms use the token
 SESSION_COOKIE_AGE = 12 * 60 * 60  # an ops console session lasts a working day, not two weeks
-SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", default=0, minimum=0)
-# Sent only once DJANGO_HSTS_SECONDS is set. The platform normally has a host of its own,
+# On by default (one year) when the public URL is https: the console guards secrets and
+# must never be reached over plain HTTP once a browser has seen it. DJANGO_HSTS_SECONDS=0
+# turns it off (e.g. while trying HTTPS out).
+SECURE_HSTS_SECONDS = env_int(
+    "DJANGO_HSTS_SECONDS", default=365 * 24 * 60 * 60 if _https and not DEBUG else 0, minimum=0
+)
+# Sent only while SECURE_HSTS_SECONDS > 0. The platform normally has a host of its own,
 # so covering its subdomains costs nothing; set 0 when PUBLIC_BASE_URL is a shared apex.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=False)
@@ -283,10 +296,35 @@ SILENCED_SYSTEM_CHECKS = ["security.W021"]
 # (and refuse network-based /metrics access to proxied requests). Used for the admin
 # login throttle and the /metrics allow-list.
 TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", default=0, minimum=0)
+# X-Forwarded-Proto decides whether a request counts as HTTPS (secure cookies, the SSL
+# redirect). Any client can send that header, so it is trusted only behind a proxy that
+# sets it, i.e. when DJANGO_TRUSTED_PROXY_COUNT > 0.
+if TRUSTED_PROXY_COUNT > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Failed admin logins per (client address, username) before 429, and the window (s).
+# Failed admin logins per username, and separately per client address, before 429, and
+# the lockout window (s). Enforced by django-axes with its database handler.
 ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", default=5, minimum=1)
 ADMIN_LOGIN_FAILURE_WINDOW = env_int("ADMIN_LOGIN_FAILURE_WINDOW", default=5 * 60, minimum=1)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Two separate parameters, not a combination: guesses spread over many addresses still
+# lock the username, and one address trying many usernames is locked as an address.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = "wecom_provider.observability.admin_throttle.axes_failure_limit"
+AXES_COOLOFF_TIME = "wecom_provider.observability.admin_throttle.axes_cool_off"
+AXES_CLIENT_IP_CALLABLE = "wecom_provider.observability.admin_throttle.axes_client_ip"
+AXES_LOCKOUT_CALLABLE = "wecom_provider.observability.admin_throttle.axes_lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Refused attempts during a lockout do not restart it: otherwise anyone could keep an
+# operator locked out forever by trying once every few minutes.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# No axes pages in the admin: every ModelAdmin there declares its permissions
+# (wecom_provider/adminperms.py); unlock with `manage.py axes_reset_username` instead.
+AXES_ENABLE_ADMIN = False
+# Axes' per-request access log would grow by a row per admin login; failures suffice.
+AXES_DISABLE_ACCESS_LOG = True
+# Axes keeps the failed POST (password masked); the CSRF token is masked too.
+AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]
 
 # /metrics: a bearer token (optional) or a client network in the allow-list.
 METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
@@ -355,6 +393,12 @@ for _secret in (
 WECOM_INSTALL_BASE = env_url(
     "WECOM_INSTALL_BASE", default="https://open.work.weixin.qq.com", schemes=("http", "https")
 )
+# The public install entry costs one or two WeCom calls per hit: cap it per client
+# address (per minute, in Redis). An admin's test-install link is valid this long (s), and
+# the signed install state (tenants/install_links.py) this long after its link was made.
+INSTALL_RATE_LIMIT_PER_MINUTE = env_int("INSTALL_RATE_LIMIT_PER_MINUTE", default=10, minimum=1)
+TEST_INSTALL_LINK_MAX_AGE = env_int("TEST_INSTALL_LINK_MAX_AGE", default=60 * 60, minimum=60)
+INSTALL_STATE_MAX_AGE = env_int("INSTALL_STATE_MAX_AGE", default=60 * 60, minimum=60 * 30)
 
 # --- licenses ---------------------------------------------------------------------
 LICENSE_RECONCILE_DAYS = env_int("LICENSE_RECONCILE_DAYS", default=365, minimum=1)

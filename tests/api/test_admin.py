@@ -105,3 +105,25 @@ def test_audit_log_is_view_only_in_admin_and_append_only_in_the_database(admin_c
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditLog.objects.filter(pk=row.pk).delete()
     assert AuditLog.objects.get(pk=row.pk).outcome == "not_found"
+
+
+def test_new_key_page_is_no_store_and_the_key_is_in_no_cookie_session_or_message(admin_client):
+    from django.contrib.messages import get_messages
+    from django.contrib.sessions.models import Session
+
+    caller = make_caller("once")
+    response = admin_client.post(
+        "/admin/api/apiclient/", {"action": "issue_key", "_selected_action": [caller.client.pk]}
+    )
+    # Rendered by the request that created the key: no redirect, nothing stored for later.
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    (key,) = set(re.findall(r"wcp_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", response.content.decode()))
+    assert not [str(m) for m in get_messages(response.wsgi_request)]
+    for morsel in [*response.cookies.values(), *admin_client.cookies.values()]:
+        assert key not in morsel.value
+    for session in Session.objects.all():
+        assert key not in str(session.get_decoded())
+        assert key not in session.session_data
+    # Reloading the list (or going back) shows no key.
+    assert key not in admin_client.get("/admin/api/apiclient/").content.decode()

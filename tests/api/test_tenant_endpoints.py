@@ -7,14 +7,18 @@ import threading
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
 
 from api.models import AuditLog
 from api.models import JsapiTicket
+from tenants import install_links
 from tenants import services
 from tenants.feed import feed_publish
+from tenants.models import Authorization
 from tests.api.conftest import NOT_FOUND
 from tests.api.conftest import install
 from tests.api.conftest import make_caller
@@ -64,21 +68,52 @@ def test_corp_detail_has_facts_agent_edition_times_and_license_summary(platform)
 
 
 @pytest.mark.django_db
-def test_install_link_points_at_wecom_with_state(platform):
+def test_install_link_points_at_wecom_with_a_signed_state(platform):
     caller = make_caller("installer", suites=[platform.suite])
     path = f"/api/v1/suites/{platform.suite.suite_id}/install-links/"
-    response = caller.post(path, {"state": "crm42", "test": True})
+    response = caller.post(path, {"state": "crm42"})
     assert response.status_code == 201
     body = response.json()
     url = urlsplit(body["url"])
     assert body["url"].startswith(platform.sandbox.base_url)
     query = parse_qs(url.query)
-    assert query["state"] == ["crm42"]
+    signed = query["state"][0]
+    assert signed.startswith("crm42")
+    assert len(signed) <= 128
+    assert signed.isalnum()
+    assert install_links.state_verify(suite_id=platform.suite.suite_id, state=signed) == "crm42"
     assert query["suite_id"] == [platform.suite.suite_id]
     assert caller.post(path, {"state": "no spaces!"}).status_code == 400
+    # 38 of WeCom's 128 characters carry the expiry and MAC: 90 are left for products.
+    assert caller.post(path, {"state": "a" * 90}).status_code == 201
+    assert caller.post(path, {"state": "a" * 91}).status_code == 400
     row = AuditLog.objects.filter(action="install_link.create").order_by("id").first()
     assert (row.outcome, row.suite_id) == ("ok", platform.suite.suite_id)
     assert query["pre_auth_code"][0] not in str(list(AuditLog.objects.values()))
+
+
+@pytest.mark.django_db
+def test_the_product_state_comes_back_on_the_tenant(platform):
+    caller = make_caller("installer", suites=[platform.suite])
+    path = f"/api/v1/suites/{platform.suite.suite_id}/install-links/"
+    link = caller.post(path, {"state": "crm42"}).json()["url"]
+    corpid = platform.corps[0]["corpid"]
+    wecom = httpx.get(link + f"&corpid={corpid}", follow_redirects=False)
+    back = urlsplit(wecom.headers["location"])
+    done = Client().get(back.path, parse_qs(back.query))
+    assert done.status_code == 200
+    assert Authorization.objects.get(corp__corpid=corpid).state == "crm42"
+
+
+@pytest.mark.django_db
+def test_products_cannot_create_test_installs(platform):
+    caller = make_caller("installer", suites=[platform.suite])
+    platform.control.clear_requests()
+    path = f"/api/v1/suites/{platform.suite.suite_id}/install-links/"
+    response = caller.post(path, {"state": "crm42", "test": True})
+    assert response.status_code == 400
+    assert "security admin" in str(response.json())
+    assert platform.control.requests() == []
 
 
 def _sha1(ticket: str, body: dict, url: str) -> str:

@@ -66,8 +66,7 @@ def test_deploy_check_passes_with_production_settings():
 
 def test_deploy_check_catches_a_missing_hsts():
     # Proves the check above is not silenced wholesale.
-    env = production_env()
-    env.pop("DJANGO_HSTS_SECONDS")
+    env = production_env(DJANGO_HSTS_SECONDS="0")
     result = deploy_check(env)
     assert result.returncode != 0
     assert "security.W004" in result.stderr
@@ -79,6 +78,26 @@ SHOW = (
     "s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.CSRF_TRUSTED_ORIGINS, "
     "s.LOG_FORMAT, s.METRICS_ALLOWED_NETWORKS, s.DEBUG)"
 )
+
+
+def test_hsts_is_on_by_default_for_https_and_forwarded_proto_needs_a_proxy():
+    env = production_env()
+    env.pop("DJANGO_HSTS_SECONDS")
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER)"
+    )
+    result = run(["-c", script], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["31536000", "None"]
+    assert deploy_check(env).returncode == 0
+    proxied = run(["-c", script], {**env, "DJANGO_TRUSTED_PROXY_COUNT": "1"})
+    assert "HTTP_X_FORWARDED_PROTO" in proxied.stdout
+    plain = run(["-c", script], production_env(PUBLIC_BASE_URL="http://wecom.internal"))
+    assert plain.stdout.split()[0] == "31536000"  # explicitly set by production_env
+    unset = {**production_env(PUBLIC_BASE_URL="http://wecom.internal")}
+    unset.pop("DJANGO_HSTS_SECONDS")
+    assert run(["-c", script], unset).stdout.split()[0] == "0"
 
 
 def test_production_values():

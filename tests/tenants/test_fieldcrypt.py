@@ -240,3 +240,56 @@ def test_every_secret_column_is_registered():
         for field in model._meta.get_fields():
             if getattr(field, "attname", "").endswith("_sealed"):
                 assert (model._meta.label, field.attname) in registered
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retire_refuses_while_redis_holds_old_sealed_tokens_and_reads_never_fail():
+    from django.core.management.base import CommandError
+
+    from tenants import credentials
+    from tests.api.conftest import give_token
+    from wecom_provider import sealed_cache
+
+    old_ring = new_key("old")
+    with override_settings(FIELD_ENCRYPTION_KEYS=old_ring):
+        authorizations = [make_authorization() for _ in range(8)]
+        for index, authorization in enumerate(authorizations):
+            give_token(authorization, f"corp-token-{index}")
+            credentials.token_get(authorization)  # the cache now holds the old-key copy
+    assert sealed_cache.cached_usage() == {"old": 8}
+    rotated_ring = new_key("new") + "," + old_ring
+    errors: list[BaseException] = []
+    reads = 0
+    stop = threading.Event()
+
+    def reader():
+        nonlocal reads
+        try:
+            while not stop.is_set():
+                for index, authorization in enumerate(authorizations):
+                    assert credentials.token_get(authorization).value == f"corp-token-{index}"
+                    reads += 1
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with override_settings(FIELD_ENCRYPTION_KEYS=rotated_ring):
+        threads = [threading.Thread(target=reader) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            with pytest.raises(CommandError, match="rotate_keys --drop-cached"):
+                call_command("rotate_keys", "--retire", "old")
+            call_command("rotate_keys", "--drop-cached", "--retire", "old")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert errors == []
+        assert reads > 0
+        assert "old" not in sealed_cache.cached_usage()
+    # The old key removed: cached and stored tokens still open.
+    with override_settings(FIELD_ENCRYPTION_KEYS=rotated_ring.split(",")[0]):
+        for index, authorization in enumerate(authorizations):
+            assert credentials.token_get(authorization).value == f"corp-token-{index}"

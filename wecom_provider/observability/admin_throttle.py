@@ -1,14 +1,17 @@
-"""Throttle failed admin logins per client address and username, in Redis.
+"""Admin login throttling: django-axes, made race-free with a PostgreSQL advisory lock.
 
-The ops console guards every tenant's credentials, so password guessing is capped:
-after ``ADMIN_LOGIN_MAX_FAILURES`` failed POSTs to the admin login page for one
-(address, username) within ``ADMIN_LOGIN_FAILURE_WINDOW`` seconds, further attempts get
-429 until the window ends; one address trying many usernames is capped at four times
-that. A successful login clears its (address, username) counter.
+The ops console guards every tenant's credentials, so password guessing is capped.
+django-axes (database handler, so the counts live in PostgreSQL beside the users) locks
+out a username, and separately a client address, after ``ADMIN_LOGIN_MAX_FAILURES``
+failures within ``ADMIN_LOGIN_FAILURE_WINDOW`` seconds. While locked out even the right
+password is refused, so a guesser cannot tell that a guess was right.
 
-Counters live in the Django cache (Redis), incremented atomically, so the limit holds
-across every web process and machine. If Redis is unreachable the throttle fails open
-(and logs): a cache outage must not lock the operators out of the console.
+Axes alone is check-then-act: its backend reads the failure count before the password is
+checked and the failure is counted afterwards, so N parallel guesses all read "0" and
+all get checked. :class:`AdminLoginSerializeMiddleware` closes that window by holding a
+transaction-scoped advisory lock per username and per address around the login view:
+the next attempt for the same username or address reads the count only after the
+previous one has committed its failure.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.db import connection
+from django.db import transaction
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.urls import NoReverseMatch
@@ -29,53 +34,53 @@ from wecom_provider.observability.net import client_ip
 
 logger = logging.getLogger(__name__)
 
-IP_WIDE_FACTOR = 4
 _PAGE = (
     "<!doctype html><html><head><title>Too many login attempts</title></head><body>"
     "<h1>Too many failed login attempts</h1>"
-    "<p>Try again in {minutes} minute(s).</p></body></html>"
+    "<p>Sign-in is locked for this account or address. Try again in {minutes} minute(s); "
+    "if you need access sooner, ask a security admin to run "
+    "<code>manage.py axes_reset_username</code>.</p></body></html>"
 )
 
 
-def _limits() -> tuple[int, int]:
-    failures = int(getattr(settings, "ADMIN_LOGIN_MAX_FAILURES", 5))
-    window = int(getattr(settings, "ADMIN_LOGIN_FAILURE_WINDOW", 300))
-    return failures, window
+# --- axes hooks (named in settings.AXES_*) ----------------------------------------------
+def axes_client_ip(request: HttpRequest) -> str:
+    """Return the client address axes counts: the same one /metrics and the logs use."""
+    return client_ip(request)
 
 
-def _digest(value: str) -> str:
-    # Usernames and addresses are hashed: cache keys stay short and carry no raw input.
-    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:32]
+def axes_cool_off(request: HttpRequest | None = None) -> timedelta:
+    """Return the lockout window; read per call so tests can override the setting."""
+    return timedelta(seconds=settings.ADMIN_LOGIN_FAILURE_WINDOW)
 
 
-def throttle_keys(ip: str, username: str) -> tuple[str, str]:
-    """Return the cache keys (address+username, address) counting failed logins."""
-    return (
-        f"admin-login-fail:pair:{_digest(ip + chr(0) + username.strip().lower())}",
-        f"admin-login-fail:ip:{_digest(ip)}",
-    )
+def axes_failure_limit(request: HttpRequest, credentials: dict | None) -> int:
+    """Return how many failures lock a username or address out."""
+    return settings.ADMIN_LOGIN_MAX_FAILURES
 
 
-def _record_failure(key: str, window: int) -> int:
-    for _ in range(2):
-        cache.add(key, 0, timeout=window)  # the window starts at the first failure
-        try:
-            return cache.incr(key)
-        except ValueError:
-            continue  # expired between add and incr: start a new window
-    return 0
+def axes_lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
+) -> HttpResponse:
+    """Return the 429 page shown to a locked-out login attempt, with Retry-After."""
+    window = int(settings.ADMIN_LOGIN_FAILURE_WINDOW)
+    logger.warning("admin login locked out for client %s", client_ip(request))
+    response = HttpResponse(_PAGE.format(minutes=escape(max(1, -(-window // 60)))), status=429)
+    # At most the window: the lock ends `window` seconds after the last counted failure.
+    response["Retry-After"] = str(window)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
-def _retry_after(keys: list[str], window: int) -> int:
-    ttl = getattr(cache, "ttl", None)
-    if ttl is None:
-        return window
-    remaining = [ttl(key) or 0 for key in keys]
-    return max([window if r is None else int(r) for r in remaining] + [1])
+# --- serialization ------------------------------------------------------------------------
+def _lock_id(kind: str, value: str) -> int:
+    # pg_advisory_xact_lock takes a signed 64-bit key; hashing keeps raw input out of it.
+    digest = hashlib.blake2b(f"admin-login:{kind}:{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
-class AdminLoginThrottleMiddleware:
-    """Answer 429 to admin login POSTs once an address+username failed too often."""
+class AdminLoginSerializeMiddleware:
+    """Run admin login POSTs one at a time per username and per client address."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -90,42 +95,19 @@ class AdminLoginThrottleMiddleware:
         return self._login_path
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method != "POST" or request.path != self.login_path():
+        if (
+            request.method != "POST"
+            or request.path != self.login_path()
+            or connection.vendor != "postgresql"  # `make run` on SQLite: one local user
+        ):
             return self.get_response(request)
-
-        max_failures, window = _limits()
-        ip = client_ip(request)
-        username = str(request.POST.get("username", ""))[:150]
-        pair_key, ip_key = throttle_keys(ip, username)
-        try:
-            counts = cache.get_many([pair_key, ip_key])
-        except Exception as exc:
-            logger.warning("admin login throttle unavailable: %s", type(exc).__name__)
+        username = str(request.POST.get("username", "")).strip().lower()[:150]
+        # Sorted, so two attempts needing the same two locks never wait on each other.
+        keys = sorted({_lock_id("user", username), _lock_id("ip", client_ip(request))})
+        # The transaction is the lock's scope: axes' failure rows commit in it, and the
+        # locks are released by that same commit, so the next waiter reads the new count.
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                for key in keys:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
             return self.get_response(request)
-
-        blocked = [
-            key
-            for key, limit in ((pair_key, max_failures), (ip_key, max_failures * IP_WIDE_FACTOR))
-            if int(counts.get(key) or 0) >= limit
-        ]
-        if blocked:
-            retry_after = _retry_after(blocked, window)
-            logger.warning("admin login throttled for client %s", ip)
-            response = HttpResponse(
-                _PAGE.format(minutes=escape(max(1, -(-retry_after // 60)))), status=429
-            )
-            response["Retry-After"] = str(retry_after)
-            return response
-
-        response = self.get_response(request)
-        try:
-            if response.status_code == 200:
-                # The login view answers a failed attempt by showing the form again (200);
-                # success redirects.
-                _record_failure(pair_key, window)
-                _record_failure(ip_key, window)
-            elif 300 <= response.status_code < 400 and request.user.is_authenticated:
-                cache.delete(pair_key)
-        except Exception as exc:
-            logger.warning("admin login throttle unavailable: %s", type(exc).__name__)
-        return response

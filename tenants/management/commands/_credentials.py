@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from django.core.management.base import CommandError
 
@@ -19,6 +20,41 @@ def option_or_env(value: str | None, env_name: str, label: str) -> str:
     if not value:
         raise CommandError(f"{label} is required: pass it as a flag or set {env_name}")
     return value.strip()
+
+
+def secret_option(value: str | None, env_name: str, label: str, stderr) -> str:
+    """Return a secret from (in order) the flag, ``env_name``, the file named by
+    ``{env_name}_FILE``, or standard input when the flag is ``-``.
+
+    A secret given as a flag works (architecture.md fixes the flags) but is visible in
+    ``ps`` and shell history, so it draws a warning; the value is never echoed.
+    """
+    if value == "-":
+        value = sys.stdin.readline().strip()
+        if not value:
+            raise CommandError(f"{label} -: nothing was read from standard input")
+        return value
+    if value:
+        stderr.write(
+            f"warning: {label} given on the command line is visible in ps and shell history; "
+            f"prefer {env_name}, {env_name}_FILE or {label} - (read from standard input)"
+        )
+        return value.strip()
+    if os.environ.get(env_name):
+        return os.environ[env_name].strip()
+    path = os.environ.get(f"{env_name}_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                content = handle.read().strip()
+        except OSError as exc:
+            raise CommandError(f"{env_name}_FILE cannot be read ({exc.strerror})") from None
+        if content:
+            return content
+    raise CommandError(
+        f"{label} is required: set {env_name} or {env_name}_FILE, or pass {label} - and "
+        "write it to standard input"
+    )
 
 
 def validate_callback_settings(token: str, aes_key: str, receive_id: str) -> None:

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from tenants import services
 from tenants.management.commands._credentials import option_or_env
 from tenants.management.commands._credentials import print_urls
+from tenants.management.commands._credentials import secret_option
 from tenants.management.commands._credentials import validate_callback_settings
 
 
@@ -33,9 +34,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         corpid = option_or_env(options["corpid"], "WECOM_PROVIDER_CORPID", "--corpid")
-        secret = option_or_env(options["secret"], "WECOM_PROVIDER_SECRET", "--secret")
-        token = option_or_env(options["token"], "WECOM_PROVIDER_TOKEN", "--token")
-        aes_key = option_or_env(options["aes_key"], "WECOM_PROVIDER_AES_KEY", "--aes-key")
+        secret = secret_option(options["secret"], "WECOM_PROVIDER_SECRET", "--secret", self.stderr)
+        token = secret_option(options["token"], "WECOM_PROVIDER_TOKEN", "--token", self.stderr)
+        aes_key = secret_option(
+            options["aes_key"], "WECOM_PROVIDER_AES_KEY", "--aes-key", self.stderr
+        )
         validate_callback_settings(token, aes_key, corpid)
         provider, created = services.provider_register(
             corpid=corpid,

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from tenants import services
 from tenants.management.commands._credentials import option_or_env
 from tenants.management.commands._credentials import print_urls
+from tenants.management.commands._credentials import secret_option
 from tenants.management.commands._credentials import validate_callback_settings
 from tenants.models import Provider
 from tenants.models import Suite
@@ -32,9 +33,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         suite_id = option_or_env(options["suite_id"], "WECOM_SUITE_ID", "--suite-id")
-        secret = option_or_env(options["secret"], "WECOM_SUITE_SECRET", "--secret")
-        token = option_or_env(options["token"], "WECOM_SUITE_TOKEN", "--token")
-        aes_key = option_or_env(options["aes_key"], "WECOM_SUITE_AES_KEY", "--aes-key")
+        secret = secret_option(options["secret"], "WECOM_SUITE_SECRET", "--secret", self.stderr)
+        token = secret_option(options["token"], "WECOM_SUITE_TOKEN", "--token", self.stderr)
+        aes_key = secret_option(options["aes_key"], "WECOM_SUITE_AES_KEY", "--aes-key", self.stderr)
         validate_callback_settings(token, aes_key, suite_id)
         provider = self._provider(options["provider"])
         suite, created = services.suite_register(

@@ -5,8 +5,11 @@ FIELD_ENCRYPTION_KEYS, online: each row is rewritten with a compare-and-set on i
 old ciphertext, so a concurrent writer is never overwritten and readers keep working
 (both keys stay in the ring until the old one is retired).
 
-Retiring: rotate, then `rotate_keys --retire OLD` confirms no value uses OLD any more
-(and refuses otherwise); only then remove OLD from FIELD_ENCRYPTION_KEYS.
+Retiring: rotate, then `rotate_keys --retire OLD` confirms no value uses OLD any more,
+neither a database row nor a value cached in Redis (wecom_provider.sealed_cache), and
+refuses otherwise, saying what to run; `--drop-cached` drops cached values not under
+the primary key (readers fall back to the re-sealed rows). Only then remove OLD from
+FIELD_ENCRYPTION_KEYS.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 
+from wecom_provider import sealed_cache
 from wecom_provider.fieldcrypt import SEALED_FIELDS
 from wecom_provider.fieldcrypt import FieldCryptError
 from wecom_provider.fieldcrypt import SealedSecret
@@ -33,11 +37,22 @@ class Command(BaseCommand):
             "--retire", metavar="KEY_ID", help="after rotating, verify no value uses KEY_ID"
         )
         parser.add_argument(
+            "--drop-cached",
+            action="store_true",
+            help="drop values cached in Redis that are not sealed with the primary key",
+        )
+        parser.add_argument(
             "--verify-only", action="store_true", help="report key usage without re-encrypting"
         )
 
     def handle(
-        self, *args, batch_size: int, retire: str | None, verify_only: bool, **options
+        self,
+        *args,
+        batch_size: int,
+        retire: str | None,
+        verify_only: bool,
+        drop_cached: bool = False,
+        **options,
     ) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be >= 1")
@@ -52,6 +67,15 @@ class Command(BaseCommand):
             rotated += done
             failures += failed
         usage = self._usage()
+        if drop_cached:
+            # After the rows: a reader refilling the cache now copies a re-sealed row.
+            dropped = sealed_cache.drop_not_under(ring.primary_id)
+            self.stdout.write(f"dropped {dropped} cached value(s) not under the primary key")
+        cached = sealed_cache.cached_usage()
+        self.stdout.write(
+            "cached values per key id: "
+            + (", ".join(f"{k}={n}" for k, n in sorted(cached.items())) or "none")
+        )
         self.stdout.write(f"re-encrypted {rotated} value(s)")
         self.stdout.write(
             "values per key id: " + ", ".join(f"{k}={n}" for k, n in sorted(usage.items()))
@@ -64,6 +88,11 @@ class Command(BaseCommand):
             if usage.get(retire):
                 raise CommandError(
                     f"key {retire!r} is still used by {usage[retire]} value(s); not safe to remove"
+                )
+            if cached.get(retire):
+                raise CommandError(
+                    f"key {retire!r} still seals {cached[retire]} value(s) cached in Redis; "
+                    "run `manage.py rotate_keys --drop-cached` first"
                 )
             self.stdout.write(
                 f"key {retire!r} is unused: safe to remove from FIELD_ENCRYPTION_KEYS"
