@@ -127,5 +127,7 @@ def _admins_changed(event: messages.ChangeAppAdmin, row: CallbackEvent) -> Outco
     if authorization is None or not authorization.is_active:
         return Outcome(CallbackEvent.Status.IGNORED, "no active authorization")
     key = f"change_app_admin:{suite_id}:{event.auth_corp_id}:{event.timestamp}"
-    tenant_services.authorization_sync(authorization=authorization, change_key=key)
+    tenant_services.authorization_sync(
+        authorization=authorization, change_key=key, actor="callback"
+    )
     return Outcome(CallbackEvent.Status.DONE, "admin list refreshed")

@@ -558,7 +558,7 @@ def authorization_sync(
     authorization: Authorization,
     change_key: str | None = None,
     with_edition: bool = False,
-    actor: str = "callback",
+    actor: str = "system",
     record_diff: bool = True,
 ) -> Authorization:
     """Re-read auth info, permissions and the admin list from WeCom; return the row.
@@ -858,7 +858,7 @@ def authorization_change_event(*, authorization: Authorization, timestamp: int |
         )
     key = f"change_auth:{authorization.suite.suite_id}:{authorization.corp.corpid}:{timestamp}"
     try:
-        synced = authorization_sync(authorization=authorization, change_key=key)
+        synced = authorization_sync(authorization=authorization, change_key=key, actor="callback")
     except WeComCorpGone as exc:
         # The re-read was refused: the stored code is dead at WeCom (the sync suspended
         # the authorization; a cancel or reinstall of it is on its way).
@@ -1013,7 +1013,7 @@ def authorizations_reconcile(*, older_than: timedelta, limit: int = 200) -> int:
     count = 0
     for authorization in due:
         try:
-            authorization_sync(authorization=authorization)
+            authorization_sync(authorization=authorization, actor="reconcile")
             count += 1
         except WeComError as exc:
             logger.warning("reconcile of %s failed: %s", authorization, type(exc).__name__)
