@@ -23,6 +23,7 @@ from licensing.services import LicenseError
 from tenants.credentials import AuthorizationInactive
 from tenants.credentials import CredentialBackoff
 from tenants.credentials import CredentialUnavailable
+from tenants.services import InstallLinkInvalid
 from wecom_provider.wecom.errors import ErrorKind
 from wecom_provider.wecom.errors import WeComError
 
@@ -173,6 +174,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(WECOM_RETRY_AFTER)},
         )
+    if isinstance(exc, InstallLinkInvalid):
+        return Response(error_body("invalid", str(exc)), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, LicenseBatchFailed):
         return Response(
             error_body(

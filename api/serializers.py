@@ -117,7 +117,32 @@ class CorpDetailOutput(CorpListOutput):
     status_reason = serializers.CharField()
     suspended_at = serializers.DateTimeField(allow_null=True)
     agent = serializers.SerializerMethodField()
-    edition = serializers.DictField(help_text="edition_info as WeCom sent it")
+    edition = serializers.DictField(
+        help_text="this app's edition_info.agent entry as WeCom sent it (edition_id, "
+        "edition_name, app_status, user_limit, expired_time…); {} without 应用版本付费"
+    )
+    permissions = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="app_permissions from agent/get_permissions (read on install and change_auth)",
+    )
+    last_change = serializers.DictField(
+        help_text="the newest change_auth: {at, source, diff: {agents, privileges, "
+        "permissions, edition}}; {} before the first change"
+    )
+    activity = serializers.ChoiceField(
+        choices=Authorization.Activity.choices,
+        help_text="low activity (低活跃): what customer data the app still gets",
+    )
+    activity_effect_at = serializers.DateTimeField(
+        allow_null=True, help_text="when the restriction announced by low_active_alert starts"
+    )
+    agent_state = serializers.ChoiceField(
+        choices=Authorization.AgentState.choices,
+        help_text="closed: WeCom closed the unused app until an admin reopens it",
+    )
+    agent_state_effect_at = serializers.DateTimeField(
+        allow_null=True, help_text="when the closing announced by inactive_alert happens"
+    )
     admins = serializers.ListField(
         source="admin_list", child=serializers.DictField(), help_text="[{userid, auth_type}]"
     )

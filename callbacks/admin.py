@@ -89,8 +89,9 @@ class CallbackEventAdmin(GuardedModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "title": (
-                f"Callbacks: {counts['pending']} pending · {counts['failed']} failed "
-                f"and {counts['rejected']} rejected in the last hour"
+                f"Callbacks: {counts['pending']} pending · {counts['failed']} failed, "
+                f"{counts['superseded']} superseded and {counts['rejected']} rejected "
+                "in the last hour"
             ),
         }
         return super().changelist_view(request, extra_context)

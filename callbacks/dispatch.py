@@ -10,15 +10,21 @@ from dataclasses import dataclass
 
 from django.db import OperationalError
 
+from callbacks import binding
+from callbacks import dependencies
+from callbacks import services
 from callbacks.models import CallbackEvent
 from licensing.handlers import HANDLERS as LICENSING_HANDLERS
 from tenants import services as tenant_services
 from tenants.credentials import CredentialUnavailable
 from tenants.feed import feed_publish
+from tenants.handlers import DATA_HANDLERS
 from tenants.handlers import HANDLERS as TENANT_HANDLERS
+from tenants.lifecycle import EventNotApplied
 from tenants.models import Corp
 from tenants.models import Suite
 from tenants.services import InstallInProgress
+from wecom_provider.observability import metrics
 from wecom_provider.wecom import messages
 from wecom_provider.wecom.errors import WeComBusy
 from wecom_provider.wecom.errors import WeComRateLimited
@@ -56,10 +62,43 @@ class Outcome:
 
 
 def dispatch(event: messages.Event, row: CallbackEvent) -> Outcome:
-    """Run the handler for ``event``; return the row's final status and a short result."""
+    """Run the handler for ``event``; return the row's final status and a short result.
+
+    Nothing runs for a row that names objects outside its URL (callbacks/binding.py);
+    a handler that decides to change nothing (an event older than what its tenant
+    reflects) gives the row that status, with the reason.
+    """
+    violation = binding.stored_violation(row, event)
+    if violation is not None:
+        _not_applied(row, "rejected", violation.reason)
+        services.rejection_record(endpoint=row.endpoint, reason=violation.reason)
+        return Outcome(CallbackEvent.Status.REJECTED, violation.describe())
+    try:
+        return _run(event, row)
+    except EventNotApplied as exc:
+        _not_applied(row, exc.status, exc.reason)
+        return Outcome(exc.status, str(exc))
+
+
+def _not_applied(row: CallbackEvent, outcome: str, reason: str) -> None:
+    metrics.CALLBACK_NOT_APPLIED_TOTAL.labels(
+        endpoint=row.endpoint, info_type=row.info_type, outcome=outcome, reason=reason
+    ).inc()
+
+
+def _run(event: messages.Event, row: CallbackEvent) -> Outcome:
+    if event.info_type in dependencies.NEEDS_SUITE_TOKEN and row.suite_id:
+        # Tickets first: the exchange needs the suite token a waiting ticket gives.
+        dependencies.tickets_apply_pending(suite_id=row.suite_id)
     handler = HANDLERS.get(event.info_type)
     if handler is not None:
-        return Outcome(CallbackEvent.Status.DONE, str(handler(event) or "done"))
+        result = str(handler(event) or "done")
+        if event.info_type == "suite_ticket" and row.suite_id:
+            dependencies.auth_codes_wake(suite_id=row.suite_id)
+        return Outcome(CallbackEvent.Status.DONE, result)
+    data_handler = DATA_HANDLERS.get(event.info_type)
+    if data_handler is not None and row.suite_id:
+        return Outcome(CallbackEvent.Status.DONE, str(data_handler(event, suite_id=row.suite_id)))
     if isinstance(event, messages.ChangeAppAdmin):
         return _admins_changed(event, row)
     prefix = FEED_PREFIXES.get(event.info_type)
@@ -88,5 +127,7 @@ def _admins_changed(event: messages.ChangeAppAdmin, row: CallbackEvent) -> Outco
     if authorization is None or not authorization.is_active:
         return Outcome(CallbackEvent.Status.IGNORED, "no active authorization")
     key = f"change_app_admin:{suite_id}:{event.auth_corp_id}:{event.timestamp}"
-    tenant_services.authorization_sync(authorization=authorization, change_key=key)
+    tenant_services.authorization_sync(
+        authorization=authorization, change_key=key, actor="callback"
+    )
     return Outcome(CallbackEvent.Status.DONE, "admin list refreshed")

@@ -27,6 +27,11 @@ class CallbackEvent(models.Model):
         IGNORED = "ignored"
         FAILED = "failed"
         QUARANTINED = "quarantined"
+        # Authentic but not applied, with the reason in ``result``: an event older than
+        # what its authorization already reflects (tenants/lifecycle.py), or one naming
+        # a suite or provider other than the URL that verified it (callbacks/binding.py).
+        SUPERSEDED = "superseded"
+        REJECTED = "rejected"
 
     endpoint = models.CharField(max_length=16, choices=Endpoint.choices)
     route_id = models.CharField(max_length=64, help_text="suite_id or provider corpid in the URL")

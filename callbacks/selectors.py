@@ -18,7 +18,7 @@ MASKED_FIELDS = frozenset(
 
 
 def inbox_counts(*, since: timedelta = timedelta(hours=1)) -> dict[str, int]:
-    """Return pending, failed and rejected counts for the last ``since``."""
+    """Return pending, failed, superseded and rejected counts for the last ``since``."""
     start = timezone.now() - since
     recent = CallbackEvent.objects.filter(received_at__gte=start)
     rejected = CallbackRejection.objects.filter(minute__gte=start).aggregate(n=Sum("count"))["n"]
@@ -27,6 +27,7 @@ def inbox_counts(*, since: timedelta = timedelta(hours=1)) -> dict[str, int]:
             status__in=[CallbackEvent.Status.PENDING, CallbackEvent.Status.PROCESSING]
         ).count(),
         "failed": recent.filter(status=CallbackEvent.Status.FAILED).count(),
+        "superseded": recent.filter(status=CallbackEvent.Status.SUPERSEDED).count(),
         "received": recent.count(),
         "rejected": rejected or 0,
     }

@@ -26,6 +26,7 @@ from django.db.models import F
 from django.db.models import Q
 from django.utils import timezone
 
+from callbacks import binding
 from callbacks.handoff import MAX_BATCH
 from callbacks.handoff import handoff
 from callbacks.models import CallbackEvent
@@ -34,6 +35,7 @@ from callbacks.routes import Route
 from callbacks.routes import route_for
 from tenants.models import Authorization
 from wecom_provider import hotsql
+from wecom_provider.observability import metrics
 from wecom_provider.observability import remember_secret
 from wecom_provider.wecom import messages
 from wecom_provider.wecom.crypto import CallbackCryptoError
@@ -66,6 +68,8 @@ class Rejected(Exception):
 class Stored:
     event_id: int
     duplicate: bool
+    # Stored as rejected (callbacks/binding.py): the reason, else "".
+    rejected: str = ""
 
 
 # --- ingest -----------------------------------------------------------------------------
@@ -188,7 +192,10 @@ def callback_ingest(
         route, receive_id
     ):
         raise Rejected("receive_id_mismatch", 403)
-    return _store(route, receive_id, plaintext, event, started=started)
+    violation = binding.header_violation(
+        endpoint=route.endpoint, route_id=route.route_id, receive_id=receive_id, event=event
+    )
+    return _store(route, receive_id, plaintext, event, started=started, violation=violation)
 
 
 def _corp_may_send(route: Route, corpid: str) -> bool:
@@ -213,12 +220,30 @@ def _dedupe_key(route: Route, receive_id: str, plaintext: str) -> str:
 
 
 def _store(
-    route: Route, receive_id: str, plaintext: str, event: messages.Event, *, started: float | None
+    route: Route,
+    receive_id: str,
+    plaintext: str,
+    event: messages.Event,
+    *,
+    started: float | None,
+    violation: binding.Violation | None = None,
 ) -> Stored:
     dedupe_key = _dedupe_key(route, receive_id, plaintext)
     priority = event.info_type in PRIORITY_TYPES
+    # A callback naming objects outside its URL is kept (ops can see it) and decided:
+    # never handed to a worker.
+    decided = (
+        {
+            "status": CallbackEvent.Status.REJECTED,
+            "result": violation.describe(),
+            "processed_at": timezone.now(),
+        }
+        if violation is not None
+        else {}
+    )
     event_id, duplicates, reconnected = _insert_or_count(
         {
+            **decided,
             "endpoint": route.endpoint,
             "route_id": route.route_id,
             "receive_id": receive_id[:128],
@@ -235,6 +260,10 @@ def _store(
             "ack_ms": (time.perf_counter() - started) * 1000 if started is not None else None,
         }
     )
+    if violation is not None:
+        if not duplicates:
+            binding_rejection_count(route, event, violation)
+        return Stored(event_id, duplicate=bool(duplicates), rejected=violation.reason)
     if duplicates and not reconnected:
         # A retry or replay of a stored callback: acknowledged, nothing new stored.
         return Stored(event_id, duplicate=True)
@@ -243,6 +272,17 @@ def _store(
     # (a row already processed is not claimed twice).
     transaction.on_commit(lambda: handoff.add(event_id, priority=priority))
     return Stored(event_id, duplicate=bool(duplicates) and not reconnected)
+
+
+def binding_rejection_count(route: Route, event: messages.Event, violation) -> None:
+    """Count a callback stored as rejected: per-minute counter and metric."""
+    rejection_record(endpoint=route.endpoint, reason=violation.reason)
+    metrics.CALLBACK_NOT_APPLIED_TOTAL.labels(
+        endpoint=route.endpoint,
+        info_type=(event.info_type or "")[:64],
+        outcome="rejected",
+        reason=violation.reason,
+    ).inc()
 
 
 def _insert_or_count(values: dict) -> tuple[int, int, bool]:
@@ -259,7 +299,9 @@ def _insert_or_count(values: dict) -> tuple[int, int, bool]:
     """
     sql, fields = _insert_statement()
     connection = connections[router.db_for_write(CallbackEvent)]
-    values["received_at"] = connection.ops.adapt_datetimefield_value(values["received_at"])
+    for name in ("received_at", "processed_at"):
+        if values.get(name) is not None:
+            values[name] = connection.ops.adapt_datetimefield_value(values[name])
     params = [values.get(name, default) for name, default in fields]
     (event_id, duplicates), rerun = hotsql.fetch_one_rerunnable(sql, params, alias=connection.alias)
     return event_id, duplicates, rerun
@@ -605,7 +647,12 @@ def callback_quarantine(*, event: CallbackEvent) -> bool:
 def inbox_prune(*, older_than: timedelta, batch: int = 1000) -> int:
     """Delete processed rows older than ``older_than`` in batches; return how many."""
     cutoff = timezone.now() - older_than
-    finished = [CallbackEvent.Status.DONE, CallbackEvent.Status.IGNORED]
+    finished = [
+        CallbackEvent.Status.DONE,
+        CallbackEvent.Status.IGNORED,
+        CallbackEvent.Status.SUPERSEDED,
+        CallbackEvent.Status.REJECTED,
+    ]
     total = 0
     while True:
         ids = list(

@@ -70,9 +70,10 @@ def _answer(request: HttpRequest, endpoint: str, route_id: str) -> HttpResponse:
         return _unavailable(endpoint)
     elapsed = time.perf_counter() - started
     metrics.CALLBACK_INGEST_SECONDS.labels(endpoint=endpoint).observe(elapsed)
-    metrics.CALLBACK_RESULTS_TOTAL.labels(
-        endpoint=endpoint, result="duplicate" if stored.duplicate else "stored"
-    ).inc()
+    result = "duplicate" if stored.duplicate else "stored"
+    if stored.rejected:  # authentic, stored as rejected (callbacks/binding.py): decided
+        result = f"rejected_{stored.rejected}"
+    metrics.CALLBACK_RESULTS_TOTAL.labels(endpoint=endpoint, result=result).inc()
     # The data URL expects an empty body (or a passive reply); the others "success".
     return HttpResponse("" if endpoint == "data" else "success", content_type="text/plain")
 

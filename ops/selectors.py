@@ -43,7 +43,12 @@ TOKEN_SOON = timedelta(minutes=30)
 EXPIRY_GAUGE_DAYS = (7, 30)
 WINDOW = timedelta(hours=24)
 
-PROCESSED = (CallbackEvent.Status.DONE, CallbackEvent.Status.IGNORED)
+# Superseded rows were processed too: decided, with nothing left to change.
+PROCESSED = (
+    CallbackEvent.Status.DONE,
+    CallbackEvent.Status.IGNORED,
+    CallbackEvent.Status.SUPERSEDED,
+)
 BACKLOG = (CallbackEvent.Status.PENDING, CallbackEvent.Status.PROCESSING)
 
 

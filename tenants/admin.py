@@ -237,17 +237,27 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
         "status",
         "agent_id",
         "token_display",
+        "activity",
+        "agent_state",
+        "event_display",
         "authorized_at",
         "cancelled_at",
     )
-    list_filter = ("status", "suite", TokenExpiryFilter, "is_test_install")
+    list_filter = (
+        "status",
+        "suite",
+        TokenExpiryFilter,
+        "activity",
+        "agent_state",
+        "is_test_install",
+    )
     search_fields = ("corp__corpid", "corp__name")
     list_select_related = ("corp", "suite", "token")
     inlines = [HistoryInline]
     actions = ("refresh_token_now", "resync_auth_info", "suspend", "resume")
     readonly_fields = [
         f.name for f in Authorization._meta.fields if not f.name.endswith("_sealed")
-    ] + ["token_display"]
+    ] + ["token_display", "event_display"]
 
     def has_change_permission(self, request, obj=None) -> bool:
         # Viewable, never editable: every change goes through an audited service.
@@ -256,6 +266,13 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
     @admin.display(description="corp", ordering="corp__name")
     def corp_display(self, authorization: Authorization) -> str:
         return str(authorization.corp)
+
+    @admin.display(description="newest event", ordering="event_timestamp")
+    def event_display(self, authorization: Authorization) -> str:
+        # The event-time clock later events are judged against (tenants/lifecycle.py).
+        if authorization.event_timestamp is None:
+            return "-"
+        return f"{authorization.event_type} @ {authorization.event_timestamp}"
 
     @admin.display(description="corp token")
     def token_display(self, authorization: Authorization) -> str:
@@ -270,7 +287,11 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
     def resync_auth_info(self, request, queryset) -> None:
         for authorization in queryset.select_related("suite", "corp"):
             try:
-                services.authorization_sync(authorization=authorization)
+                services.authorization_sync(
+                    authorization=authorization,
+                    with_edition=True,
+                    actor=request.user.get_username(),
+                )
             except WeComError as exc:
                 self.message_user(request, f"{authorization}: {exc}", flash.ERROR)
             else:

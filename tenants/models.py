@@ -131,6 +131,16 @@ class Authorization(models.Model):
         SUSPENDED = "suspended"
         CANCELLED = "cancelled"
 
+    class Activity(models.TextChoices):
+        NORMAL = "normal"
+        LOW_ACTIVE_ALERT = "low_active_alert", "low activity warned (low_active_alert)"
+        LOW_ACTIVE = "low_active", "low activity (low_active)"
+
+    class AgentState(models.TextChoices):
+        OPEN = "open"
+        INACTIVE_ALERT = "inactive_alert", "closing warned (inactive_alert)"
+        CLOSED = "closed", "closed for disuse (close_inactive_agent)"
+
     suite = models.ForeignKey(Suite, on_delete=models.PROTECT, related_name="authorizations")
     corp = models.ForeignKey(Corp, on_delete=models.PROTECT, related_name="authorizations")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -151,6 +161,35 @@ class Authorization(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
     auth_info_synced_at = models.DateTimeField(null=True, blank=True)
+    # agent/get_permissions as WeCom answered it (read on install and every change_auth).
+    permissions = models.JSONField(default=list, blank=True)
+    # The newest change_auth's diff: {at, timestamp, diff: {agents, privileges, …}}.
+    last_change = models.JSONField(default=dict, blank=True)
+    # Event-time order (tenants/lifecycle.py): WeCom's TimeStamp of the newest lifecycle
+    # event applied (create_auth, cancel_auth, reset_permanent_code, or an install
+    # redirect by our clock) and its type. An older event changes nothing.
+    event_timestamp = models.BigIntegerField(null=True, blank=True)
+    event_type = models.CharField(max_length=32, blank=True)
+    # The same for change_auth (re-reads), change_editon and the activity events, each
+    # ordered on its own: they never move the lifecycle clock above.
+    change_timestamp = models.BigIntegerField(null=True, blank=True)
+    edition_timestamp = models.BigIntegerField(null=True, blank=True)
+    # Low activity (低活跃, data-URL events): what customer data the app still gets.
+    activity = models.CharField(
+        max_length=24, choices=Activity.choices, default=Activity.NORMAL, db_index=True
+    )
+    activity_effect_at = models.DateTimeField(
+        null=True, blank=True, help_text="EffectTime of the low_active_alert"
+    )
+    activity_timestamp = models.BigIntegerField(null=True, blank=True)
+    # Long unused (长期未使用): WeCom warns, then closes the app until an admin reopens it.
+    agent_state = models.CharField(
+        max_length=24, choices=AgentState.choices, default=AgentState.OPEN, db_index=True
+    )
+    agent_state_effect_at = models.DateTimeField(
+        null=True, blank=True, help_text="EffectTime of the inactive_alert"
+    )
+    agent_state_timestamp = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -22,7 +23,11 @@ from django.utils import timezone
 
 from tenants import credentials
 from tenants import install_links
+from tenants import lifecycle
 from tenants.feed import feed_publish
+from tenants.lifecycle import EventIgnored
+from tenants.lifecycle import EventSuperseded
+from tenants.lifecycle import LifecycleEvent
 from tenants.models import AuthCodeClaim
 from tenants.models import Authorization
 from tenants.models import AuthorizationHistory
@@ -32,6 +37,7 @@ from tenants.models import FeedEvent
 from tenants.models import Provider
 from tenants.models import Suite
 from tenants.wecom import corp_api
+from tenants.wecom import provider_api
 from tenants.wecom import suite_api
 from wecom_provider.wecom.errors import WeComApiError
 from wecom_provider.wecom.errors import WeComCorpGone
@@ -149,13 +155,29 @@ class InstallLink:
     expires_at: datetime
 
 
-def install_link_create(*, suite: Suite, state: str = "", test: bool = False) -> InstallLink:
-    """Return WeCom's install page URL for ``suite`` with a fresh pre-auth code.
+class InstallLinkInvalid(ValueError):
+    """The install link cannot be made with these options (message names the rule)."""
 
+
+# get_customized_auth_url takes a state of at most 32 bytes (protocol §5.5).
+CUSTOMIZED_STATE_MAX = 32
+
+
+def install_link_create(*, suite: Suite, state: str = "", test: bool = False) -> InstallLink:
+    """Return the link that installs ``suite``.
+
+    A third-party suite: WeCom's install page with a fresh pre-auth code (§4.1).
     ``state`` is the product's own (≤ ``install_links.PRODUCT_STATE_MAX`` letters or
     digits); WeCom gets it signed, with an expiry. ``test`` (测试授权) is for the
     admin's signed test-install links only.
+
+    A 代开发 template: the authorization link of ``get_customized_auth_url`` (§4.4,
+    §5.5), whose scan pushes create_auth to the template's command URL. Its state goes
+    unsigned: 32 bytes leave no room for a MAC, and only our provider token can make
+    such a link, so the state WeCom hands back is one we put in.
     """
+    if suite.is_customized:
+        return _customized_link_create(suite=suite, state=state, test=test)
     signed_state = install_links.state_sign(suite_id=suite.suite_id, product_state=state)
     api = suite_api(suite)
     pre_auth = api.get_pre_auth_code()
@@ -176,6 +198,22 @@ def install_link_create(*, suite: Suite, state: str = "", test: bool = False) ->
     )
 
 
+def _customized_link_create(*, suite: Suite, state: str, test: bool) -> InstallLink:
+    if test:
+        raise InstallLinkInvalid("a 代开发 template has no test install (set_session_info)")
+    if len(state.encode()) > CUSTOMIZED_STATE_MAX:
+        raise InstallLinkInvalid(
+            f"a 代开发 authorization link takes a state of at most {CUSTOMIZED_STATE_MAX} bytes"
+        )
+    answer = provider_api(suite.provider).get_customized_auth_url(
+        templateid_list=[suite.suite_id], state=state or None
+    )
+    return InstallLink(
+        url=str(answer["qrcode_url"]),
+        expires_at=timezone.now() + timedelta(seconds=int(answer.get("expires_in") or 864000)),
+    )
+
+
 class InstallInProgress(Exception):
     """Another process is exchanging this auth code right now; try again shortly."""
 
@@ -189,18 +227,35 @@ def _code_digest(suite: Suite, auth_code: str) -> str:
 
 
 def authorization_install(
-    *, suite: Suite, auth_code: str, source: str, state: str = "", wait: bool = True
+    *,
+    suite: Suite,
+    auth_code: str,
+    source: str,
+    state: str = "",
+    wait: bool = True,
+    event: LifecycleEvent | None = None,
 ) -> Authorization:
     """Exchange ``auth_code`` for a permanent code exactly once; return the authorization.
 
     The install redirect, the create_auth callback and redelivered tasks may all
     carry the same code. The unique claim row decides who calls WeCom; everyone
     else waits for (or reads) the winner's result.
+
+    ``event`` places the install in event time (tenants/lifecycle.py); without one it
+    is timed by our clock. Raises EventSuperseded when the authorization already
+    reflects a newer event: the code is exchanged (it is single use), nothing changes.
     """
+    event = event or LifecycleEvent(
+        "reset_permanent_code" if source == "reset" else "redirect",
+        int(time.time()),
+        wecom_clock=False,
+    )
     digest = _code_digest(suite, auth_code)
     claim = _claim(suite, digest, source)
     if claim is None:
-        return _await_claim(digest, wait=wait)
+        authorization = _await_claim(digest, wait=wait)
+        _check_replay(authorization, event)
+        return authorization
     try:
         grant = suite_api(suite).get_permanent_code(auth_code=auth_code)
     except WeComApiError as exc:
@@ -215,19 +270,93 @@ def authorization_install(
         # be unused, so release the claim and let a retry try again.
         AuthCodeClaim.objects.filter(pk=claim.pk).delete()
         raise
-    with transaction.atomic():
-        authorization = _authorization_upsert(suite=suite, grant=grant, source=source, state=state)
-        AuthCodeClaim.objects.filter(pk=claim.pk).update(
-            status=AuthCodeClaim.Status.EXCHANGED, authorization=authorization
-        )
+    authorization, superseded = _install_apply(
+        suite=suite, grant=grant, source=source, state=state, event=event, claim=claim
+    )
+    if superseded is not None:
+        raise superseded
     # Network work after the commit: a failure here leaves a live tenant that the
     # reconciliation task completes later, never a lost permanent code.
     try:
-        authorization_sync(authorization=authorization)
+        authorization_sync(authorization=authorization, with_edition=True, record_diff=False)
         credentials.token_get(authorization)
     except (WeComError, credentials.CredentialUnavailable) as exc:
         logger.warning("post-install sync of %s failed: %s", authorization, type(exc).__name__)
     return authorization
+
+
+# Decisions that needed WeCom's answer are re-made when the row changed meanwhile; after
+# this many races the install is applied (WeCom granted the code a moment ago).
+DECISION_ATTEMPTS = 5
+
+
+def _install_apply(
+    *, suite: Suite, grant: dict, source: str, state: str, event: LifecycleEvent, claim
+) -> tuple[Authorization, EventSuperseded | None]:
+    """Store the grant unless a newer event is stored; return (row, why it was not)."""
+    corpid = (grant.get("auth_corp_info") or {})["corpid"]
+    for attempt in range(DECISION_ATTEMPTS):
+        current = (
+            Authorization.objects.select_related("suite", "corp")
+            .filter(suite=suite, corp__corpid=corpid)
+            .first()
+        )
+        decision = lifecycle.verdict(current, event)
+        if decision == lifecycle.TIE:
+            try:
+                decision = lifecycle.resolve_tie(
+                    current, event, granted_code=grant["permanent_code"]
+                )
+            except (WeComError, credentials.CredentialUnavailable) as exc:
+                # Undecidable right now, but the code is exchanged: keep it (no tenant
+                # is lost by an answer we could not get).
+                logger.warning("tie of %s unresolved (%s): applied", event.describe(), exc)
+                decision = lifecycle.APPLY
+        last = attempt == DECISION_ATTEMPTS - 1
+        try:
+            with transaction.atomic():
+                result = _authorization_upsert(
+                    suite=suite,
+                    grant=grant,
+                    source=source,
+                    state=state,
+                    event=event,
+                    decision=decision,
+                    seen=None if last else lifecycle.snapshot(current),
+                )
+                if result is None:
+                    continue  # the row changed while WeCom was asked: decide again
+                authorization, superseded = result
+                AuthCodeClaim.objects.filter(pk=claim.pk).update(
+                    status=AuthCodeClaim.Status.EXCHANGED, authorization=authorization
+                )
+        except IntegrityError:
+            if last:
+                raise
+            continue  # another event created the row first
+        return authorization, superseded
+    raise AssertionError("unreachable: the last attempt always decides")
+
+
+def _check_replay(authorization: Authorization, event: LifecycleEvent) -> None:
+    """Raise EventSuperseded if a replayed install was overtaken by a newer event."""
+    if not event.wecom_clock:
+        return  # a browser's second visit: nothing to order
+    if authorization.event_type in lifecycle.OUR_CLOCK:
+        # Timed by our clock (the redirect that exchanged this very code, typically, as
+        # the create_auth carrying it raced it): no WeCom time to say it was overtaken.
+        return
+    stored = authorization.event_timestamp
+    cancelled = authorization.status == Authorization.Status.CANCELLED
+    if stored is not None and (
+        event.timestamp < stored or (event.timestamp == stored and cancelled)
+    ):
+        raise EventSuperseded(
+            "older",
+            lifecycle.superseded_message(
+                authorization, event, "its code was exchanged, and a newer event followed"
+            ),
+        )
 
 
 def _claim(suite: Suite, digest: str, source: str) -> AuthCodeClaim | None:
@@ -297,9 +426,42 @@ def _corp_upsert(info: dict) -> Corp:
     return corp
 
 
-def _authorization_upsert(*, suite: Suite, grant: dict, source: str, state: str) -> Authorization:
+def _authorization_upsert(
+    *,
+    suite: Suite,
+    grant: dict,
+    source: str,
+    state: str,
+    event: LifecycleEvent,
+    decision: str,
+    seen: tuple | None,
+) -> tuple[Authorization, EventSuperseded | None] | None:
+    """Apply (or record as superseded) an install grant under the row lock.
+
+    ``seen``: the row the decision was made on; None means "decided, apply as is".
+    Returns None when the row changed since (the caller decides again).
+    """
     corp = _corp_upsert(grant.get("auth_corp_info") or {})
-    authorization = Authorization.objects.select_for_update().filter(suite=suite, corp=corp).first()
+    authorization = (
+        Authorization.objects.select_for_update()
+        .select_related("suite", "corp")
+        .filter(suite=suite, corp=corp)
+        .first()
+    )
+    if seen is not None and lifecycle.snapshot(authorization) != seen:
+        return None
+    if decision == lifecycle.SUPERSEDE and authorization is not None:
+        older = lifecycle.verdict(authorization, event) == lifecycle.SUPERSEDE
+        why = (
+            "a newer event is already applied"
+            if older
+            else "a tie, and WeCom no longer accepts the permanent code it granted"
+        )
+        superseded = EventSuperseded(
+            "older" if older else "tie", lifecycle.superseded_message(authorization, event, why)
+        )
+        _record_superseded(authorization, event, str(superseded))
+        return authorization, superseded
     now = timezone.now()
     created = authorization is None
     if created:
@@ -313,17 +475,29 @@ def _authorization_upsert(*, suite: Suite, grant: dict, source: str, state: str)
     if source != "reset":
         authorization.authorized_at = now
         authorization.cancelled_at = None
+        if previous == Authorization.Status.CANCELLED:
+            # A new install: the old one's activity state went with it.
+            authorization.activity = Authorization.Activity.NORMAL
+            authorization.activity_effect_at = None
+            authorization.agent_state = Authorization.AgentState.OPEN
+            authorization.agent_state_effect_at = None
     authorization.status = Authorization.Status.ACTIVE
     authorization.status_reason = ""
     authorization.suspended_at = None
     authorization.permanent_code = grant["permanent_code"]
+    authorization.event_timestamp = max(event.timestamp, authorization.event_timestamp or 0)
+    authorization.event_type = event.type
     user = grant.get("auth_user_info") or {}
     if user:
         authorization.installer_userid = user.get("userid", "") or ""
         authorization.installer_open_userid = user.get("open_userid", "") or ""
         authorization.installer_name = user.get("name", "") or ""
     received = grant.get("state") or state
-    if received:
+    if received and suite.is_customized:
+        # 代开发: unsigned, but only a link we made can carry it (install_link_create).
+        fits = received.isascii() and received.isalnum()
+        authorization.state = received if fits and len(received) <= CUSTOMIZED_STATE_MAX else ""
+    elif received:
         # Only a state our own install link signed (for this suite, unexpired) reaches
         # products; a hand-typed or replayed one is dropped rather than passed on.
         verified = install_links.state_verify(suite_id=suite.suite_id, state=received)
@@ -337,6 +511,7 @@ def _authorization_upsert(*, suite: Suite, grant: dict, source: str, state: str)
         from_status=previous,
         to_status=authorization.status,
         actor=source,
+        detail={"event": event.type, "timestamp": event.timestamp},
     )
     _publish(authorization, entry)
     # New permanent code: the stored corp token (if any) belongs to the old one. Drop
@@ -345,7 +520,19 @@ def _authorization_upsert(*, suite: Suite, grant: dict, source: str, state: str)
     transaction.on_commit(lambda: credentials.token_invalidate(authorization))
     credential = credentials.credential_row(authorization)
     CredentialToken.objects.filter(pk=credential.pk).update(refresh_enabled=True)
-    return authorization
+    return authorization, None
+
+
+def _record_superseded(authorization: Authorization, event: LifecycleEvent, message: str) -> None:
+    """Explain, on the authorization's own history, an event that changed nothing."""
+    AuthorizationHistory.objects.create(
+        authorization=authorization,
+        action="event_superseded",
+        from_status=authorization.status,
+        to_status=authorization.status,
+        actor="callback" if event.wecom_clock else "system",
+        detail={"event": event.type, "timestamp": event.timestamp, "reason": message[:300]},
+    )
 
 
 # --- sync, suspend, cancel ---------------------------------------------------------------
@@ -359,11 +546,16 @@ FEED_TYPES = {
     "suspended": "tenant.suspended",
     "resumed": "tenant.resumed",
     "cancelled": "tenant.cancelled",
+    "edition_changed": "tenant.edition_changed",
 }
 
 
 def _publish(
-    authorization: Authorization, entry: AuthorizationHistory, *, source_key: str = ""
+    authorization: Authorization,
+    entry: AuthorizationHistory,
+    *,
+    source_key: str = "",
+    extra: dict | None = None,
 ) -> None:
     feed_publish(
         type=FEED_TYPES.get(entry.action, f"tenant.{entry.action}"),
@@ -375,21 +567,34 @@ def _publish(
             "corpid": authorization.corp.corpid,
             "status": authorization.status,
             "previous_status": entry.from_status,
+            **(extra or {}),
         },
     )
 
 
 def authorization_sync(
-    *, authorization: Authorization, change_key: str | None = None
+    *,
+    authorization: Authorization,
+    change_key: str | None = None,
+    with_edition: bool = False,
+    actor: str = "system",
+    record_diff: bool = True,
 ) -> Authorization:
-    """Re-read auth info (and the admin list) from WeCom; return the updated row.
+    """Re-read auth info, permissions and the admin list from WeCom; return the row.
 
+    ``with_edition``: read the v1 get_auth_info, the call that carries edition_info
+    (v2 does not, protocol §5.3); used on install, change_editon and by ops.
     ``change_key``: WeCom told us something changed (change_auth, identified by this
-    key); record it once in the history and on the product feed.
+    key); the diff is recorded once in the history, on the row and on the feed. A
+    re-read without one (reconcile, ops) records a diff only when it finds one.
+    ``record_diff=False``: the first read of a new install (a reinstall differs from
+    the install before it by design, which is no change to report).
     """
     authorization = Authorization.objects.select_related("suite", "corp").get(pk=authorization.pk)
+    api = suite_api(authorization.suite)
+    read = api.get_auth_info_v1 if with_edition else api.get_auth_info
     try:
-        info = suite_api(authorization.suite).get_auth_info(
+        info = read(
             auth_corpid=authorization.corp.corpid, permanent_code=authorization.permanent_code
         )
     except WeComCorpGone as exc:
@@ -399,35 +604,61 @@ def authorization_sync(
         raise
     agents = (info.get("auth_info") or {}).get("agent") or []
     agent = agents[0] if agents else {}
-    admins = None
+    admins = permissions = None
     if authorization.is_active and agent:
+        corp = corp_api(authorization)
         try:
-            admins = corp_api(authorization).get_admin_list().get("admin", [])
+            admins = corp.get_admin_list().get("admin", [])
         except (WeComError, credentials.CredentialUnavailable) as exc:
             logger.info("admin list of %s unavailable: %s", authorization, type(exc).__name__)
+        try:
+            permissions = list(corp.get_permissions().get("app_permissions") or [])
+        except (WeComError, credentials.CredentialUnavailable) as exc:
+            logger.info("permissions of %s unavailable: %s", authorization, type(exc).__name__)
     with transaction.atomic():
         if info.get("auth_corp_info"):
             _corp_upsert({"corpid": authorization.corp.corpid, **info["auth_corp_info"]})
-        locked = Authorization.objects.select_for_update().get(pk=authorization.pk)
+        locked = (
+            Authorization.objects.select_for_update()
+            .select_related("suite", "corp")
+            .get(pk=authorization.pk)
+        )
+        first_read = locked.auth_info_synced_at is None
+        before = lifecycle.state_of(locked)
         locked.auth_info = info.get("auth_info") or {}
         locked.agent_id = agent.get("agentid")
         locked.auth_mode = agent.get("auth_mode")
         locked.is_customized_app = bool(agent.get("is_customized_app", False))
-        if info.get("edition_info"):
-            locked.edition = info["edition_info"]
+        if with_edition:
+            # Only where WeCom gives it: none in the answer means no paid edition.
+            locked.edition = lifecycle.edition_of(info, locked.agent_id)
         if admins is not None:
             locked.admin_list = admins
+        if permissions is not None:
+            locked.permissions = permissions
         locked.auth_info_synced_at = timezone.now()
+        diff = lifecycle.change_diff(before, lifecycle.state_of(locked))
+        record = bool(change_key) or (bool(diff) and not first_read and record_diff)
+        key = change_key or ""
+        if record and key and FeedEvent.objects.filter(source_key=key).exists():
+            record = False  # this change_auth was recorded already (a redelivery)
+        if record:
+            locked.last_change = {
+                "at": timezone.now().isoformat(),
+                "source": key.split(":", 1)[0] if key else actor,
+                "diff": diff,
+            }
         locked.save()
-        if change_key and not FeedEvent.objects.filter(source_key=change_key).exists():
+        if record:
             entry = AuthorizationHistory.objects.create(
                 authorization=locked,
                 action="changed",
                 from_status=locked.status,
                 to_status=locked.status,
-                actor="callback",
+                actor=actor,
+                detail={"diff": diff, **({"key": key} if key else {})},
             )
-            _publish(locked, entry, source_key=change_key)
+            _publish(locked, entry, source_key=key, extra={"diff": diff})
     return locked
 
 
@@ -508,6 +739,283 @@ def authorization_cancel(*, authorization: Authorization, actor: str) -> bool:
     return changed
 
 
+# --- lifecycle events in event time (tenants/lifecycle.py) ------------------------------------
+
+
+def authorization_cancel_event(*, suite: Suite, corpid: str, event: LifecycleEvent) -> str:
+    """Apply a cancel_auth in event time; return what happened.
+
+    Raises EventSuperseded when the authorization already reflects a newer event
+    (a reinstall): its permanent code is never erased by an older cancel. A cancel
+    for an authorization not seen yet (its create_auth still on its way) is kept as a
+    cancelled row, so the older install cannot bring it back when it arrives.
+    """
+    for attempt in range(DECISION_ATTEMPTS):
+        current = (
+            Authorization.objects.select_related("suite", "corp")
+            .filter(suite=suite, corp__corpid=corpid)
+            .first()
+        )
+        decision = lifecycle.verdict(current, event)
+        if decision == lifecycle.TIE:
+            decision = lifecycle.resolve_tie(current, event)  # transient errors: retried
+        last = attempt == DECISION_ATTEMPTS - 1
+        try:
+            with transaction.atomic():
+                outcome = _cancel_apply(
+                    suite=suite,
+                    corpid=corpid,
+                    event=event,
+                    decision=decision,
+                    seen=None if last else lifecycle.snapshot(current),
+                )
+        except IntegrityError:
+            if last:
+                raise
+            continue
+        if outcome is None:
+            continue
+        if isinstance(outcome, EventSuperseded):
+            raise outcome
+        authorization = Authorization.objects.get(suite=suite, corp__corpid=corpid)
+        credentials.token_invalidate(authorization)
+        CredentialToken.objects.filter(authorization=authorization).update(refresh_enabled=False)
+        return outcome
+    raise AssertionError("unreachable: the last attempt always decides")
+
+
+def _cancel_apply(
+    *, suite: Suite, corpid: str, event: LifecycleEvent, decision: str, seen: tuple | None
+) -> str | EventSuperseded | None:
+    authorization = (
+        Authorization.objects.select_for_update()
+        .select_related("suite", "corp")
+        .filter(suite=suite, corp__corpid=corpid)
+        .first()
+    )
+    if seen is not None and lifecycle.snapshot(authorization) != seen:
+        return None
+    if authorization is None:
+        corp, _ = Corp.objects.get_or_create(corpid=corpid)
+        now = timezone.now()
+        authorization = Authorization.objects.create(
+            suite=suite,
+            corp=corp,
+            status=Authorization.Status.CANCELLED,
+            status_reason="cancel_auth",
+            authorized_at=now,
+            cancelled_at=now,
+            event_timestamp=event.timestamp,
+            event_type=event.type,
+        )
+        AuthorizationHistory.objects.create(
+            authorization=authorization,
+            action="cancelled",
+            from_status="",
+            to_status=authorization.status,
+            actor="callback",
+            detail={
+                "event": event.type,
+                "timestamp": event.timestamp,
+                "reason": "cancel_auth arrived before any install of it was seen",
+            },
+        )
+        return "cancelled before its install was seen"
+    if decision == lifecycle.SUPERSEDE:
+        older = lifecycle.verdict(authorization, event) == lifecycle.SUPERSEDE
+        why = (
+            "a newer install is already applied"
+            if older
+            else "a tie, and WeCom still accepts the stored permanent code: the install is later"
+        )
+        superseded = EventSuperseded(
+            "older" if older else "tie", lifecycle.superseded_message(authorization, event, why)
+        )
+        _record_superseded(authorization, event, str(superseded))
+        return superseded
+    if decision == lifecycle.DUPLICATE:
+        return "already cancelled"
+    previous = authorization.status
+    authorization.event_timestamp = max(event.timestamp, authorization.event_timestamp or 0)
+    authorization.event_type = event.type
+    if previous == Authorization.Status.CANCELLED:
+        # A cancel newer than the stored one (of an install we never saw): only the
+        # clock moves, so that install cannot come back when it arrives.
+        authorization.save(update_fields=["event_timestamp", "event_type", "updated_at"])
+        return "already cancelled (clock moved to this newer cancel)"
+    authorization.status = Authorization.Status.CANCELLED
+    authorization.status_reason = "cancel_auth"
+    authorization.cancelled_at = timezone.now()
+    authorization.permanent_code_sealed = ""  # the dead code is not kept
+    authorization.save()
+    entry = AuthorizationHistory.objects.create(
+        authorization=authorization,
+        action="cancelled",
+        from_status=previous,
+        to_status=authorization.status,
+        actor="callback",
+        detail={"event": event.type, "timestamp": event.timestamp, "reason": "cancel_auth"},
+    )
+    _publish(authorization, entry)
+    return "cancelled"
+
+
+def authorization_change_event(*, authorization: Authorization, timestamp: int | None) -> str:
+    """Re-read a changed authorization (change_auth) and record the diff; return a summary.
+
+    Superseded when older than the newest lifecycle event (it concerned an install
+    since replaced or cancelled, whose re-read already happened) or than the newest
+    change_auth applied.
+    """
+    newest = lifecycle.later_than(authorization, timestamp, "event_timestamp", "change_timestamp")
+    if newest is not None:
+        raise EventSuperseded(
+            "older",
+            f"change_auth of {timestamp} not applied: the authorization was re-read for an "
+            f"event of {newest} already",
+        )
+    if not authorization.is_active:
+        raise EventIgnored(
+            "inactive", f"change_auth ignored: authorization is {authorization.status}"
+        )
+    key = f"change_auth:{authorization.suite.suite_id}:{authorization.corp.corpid}:{timestamp}"
+    try:
+        synced = authorization_sync(authorization=authorization, change_key=key, actor="callback")
+    except WeComCorpGone as exc:
+        # The re-read was refused: the stored code is dead at WeCom (the sync suspended
+        # the authorization; a cancel or reinstall of it is on its way).
+        return f"re-read refused (errcode {exc.errcode}): authorization suspended"
+    if timestamp is not None:
+        Authorization.objects.filter(pk=authorization.pk).filter(
+            Q(change_timestamp__isnull=True) | Q(change_timestamp__lt=timestamp)
+        ).update(change_timestamp=timestamp)
+    diff = (synced.last_change or {}).get("diff") or {}
+    return "auth info re-read: " + (", ".join(sorted(diff)) + " changed" if diff else "no change")
+
+
+def authorization_edition_event(*, authorization: Authorization, timestamp: int | None) -> str:
+    """Re-read the edition after change_editon (v1 get_auth_info); return a summary."""
+    newest = lifecycle.later_than(authorization, timestamp, "event_timestamp", "edition_timestamp")
+    if newest is not None:
+        raise EventSuperseded(
+            "older",
+            f"change_editon of {timestamp} not applied: the edition was read for an event "
+            f"of {newest} already",
+        )
+    if not authorization.is_active:
+        raise EventIgnored(
+            "inactive", f"change_editon ignored: authorization is {authorization.status}"
+        )
+    before = dict(authorization.edition or {})
+    # Recorded below as an edition change, not as a change_auth-like diff.
+    synced = authorization_sync(
+        authorization=authorization, with_edition=True, actor="callback", record_diff=False
+    )
+    if timestamp is not None:
+        Authorization.objects.filter(pk=authorization.pk).filter(
+            Q(edition_timestamp__isnull=True) | Q(edition_timestamp__lt=timestamp)
+        ).update(edition_timestamp=timestamp)
+    after = dict(synced.edition or {})
+    key = f"change_editon:{synced.suite.suite_id}:{synced.corp.corpid}:{timestamp}"
+    if not FeedEvent.objects.filter(source_key=key).exists():
+        entry = AuthorizationHistory.objects.create(
+            authorization=synced,
+            action="edition_changed",
+            from_status=synced.status,
+            to_status=synced.status,
+            actor="callback",
+            detail={"before": before, "after": after, "timestamp": timestamp},
+        )
+        _publish(
+            synced, entry, source_key=key, extra={"edition": after, "previous_edition": before}
+        )
+    name = after.get("edition_name") or after.get("edition_id") or "none"
+    return f"edition re-read: {name}"
+
+
+# Activity events (messages.ACTIVITY_EVENTS) → (field, value, field of its EffectTime).
+ACTIVITY_MOVES = {
+    "low_active_alert": ("activity", Authorization.Activity.LOW_ACTIVE_ALERT),
+    "low_active": ("activity", Authorization.Activity.LOW_ACTIVE),
+    "active_restored": ("activity", Authorization.Activity.NORMAL),
+    "inactive_alert": ("agent_state", Authorization.AgentState.INACTIVE_ALERT),
+    "close_inactive_agent": ("agent_state", Authorization.AgentState.CLOSED),
+    "reopen_inactive_agent": ("agent_state", Authorization.AgentState.OPEN),
+}
+
+
+def authorization_activity_event(
+    *,
+    authorization: Authorization,
+    event_type: str,
+    timestamp: int | None,
+    effect_time: int | None = None,
+) -> str:
+    """Record a low-activity or disuse event on the tenant; return a summary.
+
+    Each of the two states follows its newest event by CreateTime (at the same second
+    the later arrival wins, as for suite tickets); events older than the current
+    install concern the one before it and are superseded.
+    """
+    field, value = ACTIVITY_MOVES[event_type]
+    clock = f"{field}_timestamp"
+    effect_field = f"{field}_effect_at"
+    with transaction.atomic():
+        locked = (
+            Authorization.objects.select_for_update()
+            .select_related("suite", "corp")
+            .get(pk=authorization.pk)
+        )
+        newest = lifecycle.lifecycle_clock(locked)
+        if timestamp is not None and newest is not None and timestamp < newest:
+            raise EventSuperseded(
+                "older",
+                f"{event_type} of {timestamp} not applied: it predates the "
+                f"{locked.event_type} of {newest}",
+            )
+        stored = getattr(locked, clock)
+        if timestamp is not None and stored is not None and timestamp < stored:
+            raise EventSuperseded(
+                "older",
+                f"{event_type} of {timestamp} not applied: a newer {field} event of {stored} "
+                "is applied",
+            )
+        previous = getattr(locked, field)
+        setattr(locked, field, value)
+        if event_type.endswith("_alert"):
+            setattr(
+                locked,
+                effect_field,
+                datetime.fromtimestamp(effect_time, tz=UTC) if effect_time else None,
+            )
+        elif value in (Authorization.Activity.NORMAL, Authorization.AgentState.OPEN):
+            setattr(locked, effect_field, None)
+        if timestamp is not None:
+            setattr(locked, clock, timestamp)
+        locked.save()
+        key = f"{event_type}:{locked.suite.suite_id}:{locked.corp.corpid}:{timestamp}"
+        if previous != value and not FeedEvent.objects.filter(source_key=key).exists():
+            entry = AuthorizationHistory.objects.create(
+                authorization=locked,
+                action=event_type,
+                from_status=locked.status,
+                to_status=locked.status,
+                actor="callback",
+                detail={
+                    field: {"before": previous, "after": value},
+                    "timestamp": timestamp,
+                    **({"effect_time": effect_time} if effect_time else {}),
+                },
+            )
+            _publish(
+                locked,
+                entry,
+                source_key=key,
+                extra={field: value, f"previous_{field}": previous, "effect_time": effect_time},
+            )
+    return f"{field} {previous} → {value}"
+
+
 def authorization_for(*, suite_id: str, corpid: str) -> Authorization | None:
     return (
         Authorization.objects.select_related("suite", "corp")
@@ -527,7 +1035,7 @@ def authorizations_reconcile(*, older_than: timedelta, limit: int = 200) -> int:
     count = 0
     for authorization in due:
         try:
-            authorization_sync(authorization=authorization)
+            authorization_sync(authorization=authorization, actor="reconcile")
             count += 1
         except WeComError as exc:
             logger.warning("reconcile of %s failed: %s", authorization, type(exc).__name__)

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET
 from tenants import install_links
 from tenants import services
 from tenants.credentials import CredentialUnavailable
+from tenants.lifecycle import EventNotApplied
 from tenants.models import Suite
 from wecom_provider.observability.net import client_ip
 from wecom_provider.wecom.errors import WeComError
@@ -104,6 +105,8 @@ def install_start(request: HttpRequest, suite_id: str) -> HttpResponse:
         )
     try:
         link = services.install_link_create(suite=suite, test=test)
+    except services.InstallLinkInvalid as exc:
+        return _page("Invalid request", str(exc), status=400)
     except (WeComError, CredentialUnavailable) as exc:
         logger.warning("install link for %s failed: %s", suite_id, type(exc).__name__)
         return _page("Try again shortly", "WeCom could not be reached.", status=503)
@@ -124,7 +127,7 @@ def install_done(request: HttpRequest, suite_id: str) -> HttpResponse:
         )
     except services.InstallInProgress:
         return _page("Almost there", "The installation is being completed; refresh shortly.")
-    except (services.InstallFailed, WeComError) as exc:
+    except (services.InstallFailed, EventNotApplied, WeComError) as exc:
         logger.warning("install of %s failed: %s", suite_id, type(exc).__name__)
         return _page(
             "Installation failed",

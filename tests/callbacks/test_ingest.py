@@ -352,10 +352,11 @@ def test_unknown_types_are_stored_and_ignored(client, suite):
 
 def test_permanent_failure_marks_failed_with_the_error(client, suite):
     # A create_auth whose code WeCom will refuse (no simulator: the call fails to connect,
-    # which is transient) – use an unknown suite in the payload for a permanent error.
+    # which is transient) – a cancel_auth naming no corp is a permanent error. (A payload
+    # naming another suite is rejected at ingest: tests/callbacks/test_binding.py.)
     xml = (
-        "<xml><SuiteId>wwUNKNOWN</SuiteId><InfoType>change_auth</InfoType>"
-        f"<TimeStamp>{int(time.time())}</TimeStamp><AuthCorpId>wpX</AuthCorpId></xml>"
+        f"<xml><SuiteId>{suite.suite_id}</SuiteId><InfoType>cancel_auth</InfoType>"
+        f"<TimeStamp>{int(time.time())}</TimeStamp></xml>"
     )
     post(client, signing.suite_command(suite, xml))
     row = CallbackEvent.objects.get()

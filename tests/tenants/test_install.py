@@ -1,6 +1,7 @@
 """Install via both entries, exactly-once code exchange, lifecycle (simulator over HTTP)."""
 
 import html
+import itertools
 import re
 import threading
 import time
@@ -30,6 +31,9 @@ from wecom_provider.wecom import messages
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComPermanentError
 
+# WeCom's TimeStamps, one second apart: these tests' events happen in this order.
+CLOCK = itertools.count(int(time.time()))
+
 
 def auth_code_via_redirect(client, platform, corpid: str, *, start_url: str | None = None):
     """Play the admin's browser: platform → WeCom install page → back with auth_code.
@@ -57,7 +61,7 @@ def create_auth_event(platform, corpid: str, *, suite=None) -> messages.CreateAu
     xml = (
         f"<xml><SuiteId><![CDATA[{suite.suite_id}]]></SuiteId>"
         f"<AuthCode><![CDATA[{code}]]></AuthCode><InfoType><![CDATA[create_auth]]></InfoType>"
-        f"<TimeStamp>1700000000</TimeStamp><State><![CDATA[qr1]]></State></xml>"
+        f"<TimeStamp>{next(CLOCK)}</TimeStamp><State><![CDATA[qr1]]></State></xml>"
     )
     return messages.parse_event(xml)
 
@@ -121,7 +125,7 @@ def test_racing_callback_and_redirect_exchange_one_code_once(client, platform):
     code, _ = auth_code_via_redirect(client, platform, corp["corpid"])
     event = messages.parse_event(
         f"<xml><SuiteId>{platform.suite.suite_id}</SuiteId><AuthCode>{code}</AuthCode>"
-        "<InfoType>create_auth</InfoType><TimeStamp>1700000000</TimeStamp></xml>"
+        f"<InfoType>create_auth</InfoType><TimeStamp>{next(CLOCK)}</TimeStamp></xml>"
     )
     results, errors = [], []
     barrier = threading.Barrier(6)
@@ -163,7 +167,7 @@ def test_racing_callback_and_redirect_exchange_one_code_once(client, platform):
 def test_a_refused_code_fails_cleanly_and_is_not_retried(platform):
     event = messages.parse_event(
         f"<xml><SuiteId>{platform.suite.suite_id}</SuiteId><AuthCode>not-a-real-code</AuthCode>"
-        "<InfoType>create_auth</InfoType><TimeStamp>1700000000</TimeStamp></xml>"
+        f"<InfoType>create_auth</InfoType><TimeStamp>{next(CLOCK)}</TimeStamp></xml>"
     )
     with pytest.raises(WeComPermanentError) as info:
         handlers.handle_create_auth(event)
@@ -183,7 +187,7 @@ def test_cancel_then_reinstall_reactivates_the_same_authorization(platform):
     platform.control.cancel_auth(platform.suite.suite_id, corp)
     cancel = messages.parse_event(
         f"<xml><SuiteId>{platform.suite.suite_id}</SuiteId><InfoType>cancel_auth</InfoType>"
-        f"<TimeStamp>1700000001</TimeStamp><AuthCorpId>{corp}</AuthCorpId></xml>"
+        f"<TimeStamp>{next(CLOCK)}</TimeStamp><AuthCorpId>{corp}</AuthCorpId></xml>"
     )
     assert handlers.handle_cancel_auth(cancel) == "cancelled"
     assert handlers.handle_cancel_auth(cancel) == "already cancelled"
@@ -215,7 +219,7 @@ def test_customized_app_uses_gettoken_and_reset_swaps_the_code(platform):
     code = result.get("auth_code") or result["code"]
     reset = messages.parse_event(
         f"<xml><SuiteId>{platform.template.suite_id}</SuiteId><AuthCode>{code}</AuthCode>"
-        "<InfoType>reset_permanent_code</InfoType><TimeStamp>1700000002</TimeStamp></xml>"
+        f"<InfoType>reset_permanent_code</InfoType><TimeStamp>{next(CLOCK)}</TimeStamp></xml>"
     )
     handlers.handle_reset_permanent_code(reset)
     authorization.refresh_from_db()
@@ -254,7 +258,7 @@ def test_change_auth_rereads_auth_info_once_per_event(platform):
     platform.control.change_auth(platform.suite.suite_id, corp, auth_mode=1)
     event = messages.parse_event(
         f"<xml><SuiteId>{platform.suite.suite_id}</SuiteId><InfoType>change_auth</InfoType>"
-        f"<TimeStamp>1700000003</TimeStamp><AuthCorpId>{corp}</AuthCorpId></xml>"
+        f"<TimeStamp>{next(CLOCK)}</TimeStamp><AuthCorpId>{corp}</AuthCorpId></xml>"
     )
     handlers.handle_change_auth(event)
     handlers.handle_change_auth(event)  # redelivered

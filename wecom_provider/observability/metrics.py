@@ -86,6 +86,13 @@ CALLBACK_RESULTS_TOTAL = Counter(
     "Callbacks by endpoint and result (stored, duplicate, rejected_<reason>).",
     ["endpoint", "result"],
 )
+CALLBACK_NOT_APPLIED_TOTAL = Counter(
+    "wecom_callback_not_applied_total",
+    "Authentic callbacks not applied, by endpoint, info type, outcome (superseded: older "
+    "than what the tenant reflects; rejected: naming objects outside its URL; ignored) "
+    "and reason.",
+    ["endpoint", "info_type", "outcome", "reason"],
+)
 CELERY_TASK_OUTCOMES_TOTAL = Counter(
     "celery_task_outcomes_total",
     "Celery task executions by task name and outcome (success, failure, retry, revoked).",

@@ -54,6 +54,14 @@ WeCom API (host = base_url; errors are HTTP 200 + errcode/errmsg with a hint)
     GET  /3rdapp/install?suite_id=&pre_auth_code=&redirect_uri=&state=[&corpid=]
          plays the admin: 302 to redirect_uri?auth_code=…&expires_in=600&state=…
          (no create_auth push; set_session_info auth_type=1 makes a test install)
+    GET  /3rdservice/wework/customized/auth?templateid=&state=[&corpid=]
+         a get_customized_auth_url link: plays the admin who authorizes the 代开发
+         template (create_auth to the template's command URL)
+
+Authorization rules the simulator keeps: an auth code is good only for the install
+that issued it (a reinstall makes older codes 40078, and the old permanent code 40084
+or, for 代开发 gettoken, 40001); a new reset code voids the unexchanged ones before it;
+edition_info is only in the v1 answers, and only for suites with `editions`.
 
 Control API (JSON; errors are 4xx {"error": …[, "errcode": …]})
 ---------------------------------------------------------------
@@ -73,6 +81,12 @@ Control API (JSON; errors are 4xx {"error": …[, "errcode": …]})
     POST   /sandbox/change_auth             {suite_id, corpid, allow_user?, auth_mode?,
                                              app_permissions? …} → change_auth
     POST   /sandbox/reset_permanent_code    {suite_id (dk…), corpid} → reset_permanent_code
+    POST   /sandbox/change_edition          {suite_id, corpid, edition_id?, app_status?,
+                                             user_limit?, expired_time?} → change_editon
+    POST   /sandbox/activity                {suite_id, corpid, event, effect_time?} →
+                                            low_active_alert | low_active | active_restored |
+                                            inactive_alert | close_inactive_agent |
+                                            reopen_inactive_agent (data URL)
     POST   /sandbox/dissolve_corp           {corpid, errcode?, cancel_auth_after?}
     POST   /sandbox/contact_event           {corpid, change_type, info_type?, suite_id?,
                                              data?} → change_contact / change_external_contact

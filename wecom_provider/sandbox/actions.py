@@ -81,6 +81,7 @@ def authorize(
         existing.state = state_param or existing.state
         return existing
     admins = [u.userid for u in corp.users.values() if u.admin]
+    previous = existing
     auth = Authorization(
         suite_id=suite_id,
         corpid=corp.corpid,
@@ -93,6 +94,14 @@ def authorize(
         test=test,
         customized=suite.customized,
         created_at=state.now(),
+        generation=(previous.generation + 1) if previous is not None else 1,
+        # The permanent codes of earlier installs stay dead: 40084 (get_corp_token,
+        # get_auth_info) or 40001 (gettoken) for them, never the new install's data.
+        retired_codes=[
+            *(previous.retired_codes if previous else []),
+            *([previous.permanent_code] if previous else []),
+        ],
+        edition=_first_edition(state, suite),
     )
     state.next_agentid += 1
     state.auths[akey(suite_id, corp.corpid)] = auth
@@ -100,10 +109,38 @@ def authorize(
     return auth
 
 
+def _first_edition(state, suite) -> dict[str, Any]:
+    """A new install's edition: the suite's first, on trial (app_status 1) [sim]."""
+    if not suite.editions:
+        return {}
+    first = suite.editions[0]
+    return {
+        "edition_id": first["edition_id"],
+        "edition_name": first.get("edition_name", first["edition_id"]),
+        "app_status": 1,  # 限时试用
+        "user_limit": int(first.get("user_limit", 200)),
+        "expired_time": int(state.now()) + 15 * 86400,
+        "is_virtual_version": False,
+        "is_shared_from_other_corp": False,
+    }
+
+
 def issue_auth_code(
     state, auth: Authorization, *, purpose: str = "install", permanent_code: str | None = None
 ) -> AuthCode:
-    """Mint a single-use auth_code (600 s) that the exchange turns into a permanent code."""
+    """Mint a single-use auth_code (600 s) that the exchange turns into a permanent code.
+
+    A new reset code voids the unexchanged reset codes before it: the newest click on
+    重新获取secret is the one that counts [sim].
+    """
+    if purpose == "reset":
+        for other in state.auth_codes.values():
+            if (
+                other.purpose == "reset"
+                and not other.used
+                and (other.suite_id, other.corpid) == (auth.suite_id, auth.corpid)
+            ):
+                other.void = True
     code = AuthCode(
         code=ids.opaque(96),
         suite_id=auth.suite_id,
@@ -112,6 +149,7 @@ def issue_auth_code(
         purpose=purpose,
         state=auth.state,
         permanent_code=permanent_code or auth.permanent_code,
+        generation=auth.generation,
     )
     state.auth_codes[code.code] = code
     return code
@@ -232,6 +270,92 @@ def dissolve_corp(
                 state.now() + cancel_after,
                 lambda a=auth: a.active and cancel_auth(state, a.suite_id, a.corpid),
             )
+
+
+# ----- 应用版本付费 and activity -----------------------------------------------------------
+
+EDITION_FIELDS = {
+    "edition_id": str,
+    "edition_name": str,
+    "app_status": int,
+    "user_limit": int,
+    "expired_time": int,
+}
+
+
+def change_edition(state, suite_id: str, corpid: str, changes: dict[str, Any]) -> Authorization:
+    """Change the corp's paid edition and push change_editon (sic) to the command URL.
+
+    Only suites with editions have one (§5.2): the others answer 409 here, as WeCom
+    would never send the event.
+    """
+    suite = require_suite(state, suite_id)
+    corp = require_corp(state, corpid)
+    auth = require_auth(state, suite_id, corp.corpid)
+    if not suite.editions:
+        raise ActionError(f"{suite_id} has no paid editions", 409)
+    edition = dict(auth.edition)
+    for name, value in changes.items():
+        kind = EDITION_FIELDS.get(name)
+        if kind is None or not isinstance(value, kind) or isinstance(value, bool):
+            raise ActionError(f"change_edition cannot set {name!r} to {value!r}")
+        edition[name] = value
+    if "edition_id" in changes and "edition_name" not in changes:
+        known = {e["edition_id"]: e for e in suite.editions}
+        if changes["edition_id"] not in known:
+            raise ActionError(f"{suite_id} has no edition {changes['edition_id']!r}")
+        edition["edition_name"] = known[changes["edition_id"]].get(
+            "edition_name", changes["edition_id"]
+        )
+    auth.edition = edition
+    push(
+        state,
+        channel=COMMAND,
+        info_type="change_editon",
+        suite_id=suite_id,
+        corpid=corp.corpid,
+        payload=messages.change_editon(suite_id, corp.corpid, state.ts()),
+    )
+    return auth
+
+
+# Activity events → (Authorization attribute, its value afterwards) (path/90240).
+ACTIVITY = {
+    "low_active_alert": ("activity", "low_active_alert"),
+    "low_active": ("activity", "low_active"),
+    "active_restored": ("activity", "normal"),
+    "inactive_alert": ("agent_state", "inactive_alert"),
+    "close_inactive_agent": ("agent_state", "closed"),
+    "reopen_inactive_agent": ("agent_state", "open"),
+}
+
+
+def app_activity(
+    state, suite_id: str, corpid: str, event: str, *, effect_time: int | None = None
+) -> Authorization:
+    """WeCom judges the app's activity in the corp: record it and push the data-URL event.
+
+    The alerts carry EffectTime (default: 30 days from now), when the restriction starts.
+    """
+    if event not in ACTIVITY:
+        raise ActionError(f"event must be one of {sorted(ACTIVITY)}")
+    corp = require_corp(state, corpid)
+    auth = require_auth(state, suite_id, corp.corpid)
+    attribute, value = ACTIVITY[event]
+    setattr(auth, attribute, value)
+    extra: list[tuple[str, Any]] = []
+    if event.endswith("_alert"):
+        extra.append(("EffectTime", effect_time or state.ts() + 30 * 86400))
+    push(
+        state,
+        channel=DATA,
+        info_type=event,
+        suite_id=suite_id,
+        corpid=corp.corpid,
+        agentid=auth.agentid,
+        payload=messages.data_event(corp.corpid, "sys", event, auth.agentid, state.ts(), extra),
+    )
+    return auth
 
 
 # ----- contact events ----------------------------------------------------------------

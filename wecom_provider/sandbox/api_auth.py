@@ -28,6 +28,8 @@ from wecom_provider.sandbox.models import UserTicket
 from wecom_provider.sandbox.state import akey
 
 STATE_RE = re.compile(r"[A-Za-z0-9]*")
+# Where get_customized_auth_url's links point (WeCom's path, on the simulator's host).
+CUSTOMIZED_AUTH_PATH = "/3rdservice/wework/customized/auth"
 
 
 # ----- helpers -----------------------------------------------------------------------
@@ -236,8 +238,12 @@ def _exchange_auth_code(call: Call) -> tuple[Corp, Authorization, str]:
     auth = state.auth(code.suite_id, code.corpid)
     if corp is None or auth is None or not auth.active:
         raise ApiError(40078, "the authorization behind this auth_code is gone")
-    if code.purpose == "install" and code.permanent_code != auth.permanent_code:
+    if code.generation != auth.generation or (
+        code.purpose == "install" and code.permanent_code != auth.permanent_code
+    ):
         raise ApiError(40078, "auth_code of an earlier authorization")
+    if code.void:
+        raise ApiError(40078, "auth_code replaced by a newer reset_permanent_code")
     code.used = True
     if code.purpose == "reset" and code.permanent_code != auth.permanent_code:
         # From now on the old 代开发 secret fails gettoken with 40001 (§11 item 10).
@@ -281,8 +287,17 @@ def get_permanent_code_v1(call: Call) -> dict[str, Any]:
         auth_info={"agent": [agent_info(suite, auth)]},
         auth_user_info=_installer(corp, auth),
         state=state_param,
+        **edition_info(suite, auth),
     )
     return body
+
+
+def edition_info(suite: Suite, auth: Authorization) -> dict[str, Any]:
+    """{"edition_info": …} for apps with 应用版本付费, else nothing: only v1 answers carry
+    it, and only for those apps (§5.2, §5.3)."""
+    if not suite.editions or not auth.edition:
+        return {}
+    return {"edition_info": {"agent": [{"agentid": auth.agentid, **auth.edition}]}}
 
 
 # ----- §5.3 auth info ----------------------------------------------------------------
@@ -304,7 +319,12 @@ def get_auth_info_v1(call: Call) -> dict[str, Any]:
     info.update(
         corp_agent_max=30, corp_wxqrcode=f"https://open.work.weixin.qq.com/wwqr/{corp.corpid}"
     )
-    return {"auth_corp_info": info, "auth_info": {"agent": [agent_info(_token_suite(call), auth)]}}
+    suite = _token_suite(call)
+    return {
+        "auth_corp_info": info,
+        "auth_info": {"agent": [agent_info(suite, auth)]},
+        **edition_info(suite, auth),
+    }
 
 
 # ----- §5.4 corp tokens --------------------------------------------------------------
@@ -434,8 +454,10 @@ def get_customized_auth_url(call: Call) -> dict[str, Any]:
         suite = call.state.suite(template_id)
         if suite is None or not suite.customized:
             raise ApiError(40083, f"{template_id} is not a 代开发 template of this provider")
+    # On the simulator's own host, like its install page: opening the link (with
+    # &corpid=…) plays the corp admin who scans it and authorizes (see server.py).
     url = (
-        "https://open.work.weixin.qq.com/3rdservice/wework/customized/auth"
+        f"{call.base_url}{CUSTOMIZED_AUTH_PATH}"
         f"?templateid={quote(','.join(templates))}&state={state}&t={ids.alnum(12)}"
     )
     return {"qrcode_url": url, "expires_in": 864000}

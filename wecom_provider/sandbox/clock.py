@@ -12,15 +12,22 @@ import time
 
 
 class SimClock:
-    """Returns simulator time: wall-clock time shifted by a monotonically growing offset."""
+    """Returns simulator time: wall-clock time shifted by a monotonically growing offset.
 
-    def __init__(self, offset: float = 0.0) -> None:
+    ``frozen``: time stands still at the (whole) second the clock was made and moves only
+    by ``advance``, so which events share a second is up to the test, not the machine's
+    speed (property tests replay the same steps and must see the same TimeStamps).
+    """
+
+    def __init__(self, offset: float = 0.0, *, frozen: bool = False) -> None:
         self._offset = float(offset)
         self._lock = threading.Lock()
+        self._frozen_at = float(int(time.time())) if frozen else None
 
     def now(self) -> float:
         """Return the simulator time in Unix seconds (float)."""
-        return time.time() + self._offset
+        base = time.time() if self._frozen_at is None else self._frozen_at
+        return base + self._offset
 
     def ts(self) -> int:
         """Return the simulator time in whole Unix seconds, the unit WeCom puts on the wire."""

@@ -5,7 +5,7 @@ A scenario is a dict (read from YAML or JSON, or built by the control API):
     provider: {corpid, provider_secret, token, encoding_aes_key, name?, system_url?}
     suites:   [{suite_id?, secret?, token?, encoding_aes_key?, kind: third_party |
                customized_template, name?, published?, redirect_domains?, app_permissions?,
-               license_status?, command_url?, data_url?}]
+               license_status?, editions?, command_url?, data_url?}]
     corps:    [{corpid?, plain_corpid?, name, test?, upstream?, users: [{userid?, name,
                admin?, visible?, ...}]}]
     buyers:   [plaintext userids of the provider corp allowed as buyer_userid/payer_userid]
@@ -151,6 +151,11 @@ DEFAULT_SCENARIO: dict[str, Any] = {
             "kind": THIRD_PARTY,
             "name": "沙箱CRM",
             "app_permissions": ["contact:base:read", "external_contact:read"],
+            # 应用版本付费: installs start on the first edition's trial.
+            "editions": [
+                {"edition_id": "ESBASIC", "edition_name": "基础版", "user_limit": 50},
+                {"edition_id": "ESPRO", "edition_name": "专业版", "user_limit": 500},
+            ],
         },
         {
             "kind": CUSTOMIZED,

@@ -98,6 +98,19 @@ class SandboxControl:
     def reset_permanent_code(self, suite_id: str, corpid: str) -> dict[str, Any]:
         return self._call("POST", "reset_permanent_code", {"suite_id": suite_id, "corpid": corpid})
 
+    def change_edition(self, suite_id: str, corpid: str, **changes: Any) -> dict[str, Any]:
+        """Change the corp's paid edition (edition_id, app_status …): pushes change_editon."""
+        return self._call(
+            "POST", "change_edition", {"suite_id": suite_id, "corpid": corpid, **changes}
+        )
+
+    def activity(
+        self, suite_id: str, corpid: str, event: str, *, effect_time: int | None = None
+    ) -> dict[str, Any]:
+        """Push a low-activity / disuse event (low_active_alert … reopen_inactive_agent)."""
+        body = self._body(suite_id=suite_id, corpid=corpid, event=event, effect_time=effect_time)
+        return self._call("POST", "activity", body)
+
     def dissolve_corp(
         self, corpid: str, *, errcode: int | None = None, cancel_auth_after: float | None = None
     ) -> dict[str, Any]:

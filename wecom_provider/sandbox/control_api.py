@@ -224,6 +224,25 @@ def reset_permanent_code(call: ControlCall):
     return {"auth_code": code.code, "new_permanent_code": code.permanent_code}
 
 
+@control("POST", "/sandbox/change_edition")
+def change_edition(call: ControlCall):
+    changes = {k: v for k, v in call.body.items() if k not in ("suite_id", "corpid")}
+    auth = actions.change_edition(call.state, call.need("suite_id"), call.need("corpid"), changes)
+    return {"authorization": asdict(auth)}
+
+
+@control("POST", "/sandbox/activity")
+def app_activity(call: ControlCall):
+    auth = actions.app_activity(
+        call.state,
+        call.need("suite_id"),
+        call.need("corpid"),
+        call.need("event"),
+        effect_time=call.get("effect_time", kind=int),
+    )
+    return {"activity": auth.activity, "agent_state": auth.agent_state}
+
+
 @control("POST", "/sandbox/dissolve_corp")
 def dissolve_corp(call: ControlCall):
     actions.dissolve_corp(

@@ -92,6 +92,18 @@ def cancel_auth(suite_id: str, corpid: str, ts: int) -> str:
     )
 
 
+def change_editon(suite_id: str, corpid: str, ts: int) -> str:
+    """应用版本付费: the corp's edition changed (InfoType spelled as WeCom does, §8.1)."""
+    return xml(
+        [
+            ("SuiteId", suite_id),
+            ("PaidCorpId", corpid),
+            ("InfoType", "change_editon"),
+            ("TimeStamp", ts),
+        ]
+    )
+
+
 def reset_permanent_code(suite_id: str, auth_code: str, ts: int) -> str:
     return xml(
         [

@@ -70,6 +70,9 @@ class Suite:
     app_permissions: list[str] = field(default_factory=list)
     # license_status of get_app_license_info (0 = check not enabled).
     license_status: int = 1
+    # 应用版本付费: the editions a corp can have, [{edition_id, edition_name, user_limit?}].
+    # Empty: no paid editions, and WeCom sends no edition_info at all (§5.2, §5.3).
+    editions: list[dict[str, Any]] = field(default_factory=list)
     command_url: str | None = None  # overrides {callback_base}/callbacks/suite/{id}/command/
     data_url: str | None = None  # overrides {callback_base}/callbacks/suite/{id}/data/
 
@@ -147,6 +150,15 @@ class Authorization:
     cancelled_at: float | None = None
     # Previous 代开发 secrets: gettoken answers 40001 for them (§11 item 10).
     retired_codes: list[str] = field(default_factory=list)
+    # Counts the installs of this (suite, corp): an auth code is good only for the
+    # install that issued it, so a reinstall makes every older code 40078 [sim].
+    generation: int = 1
+    # 应用版本付费 (only for suites with editions): this corp's edition_info.agent entry.
+    edition: dict[str, Any] = field(default_factory=dict)
+    # Low activity and disuse (data-URL events, path/90240): normal | low_active_alert |
+    # low_active, and open | inactive_alert | closed.
+    activity: str = "normal"
+    agent_state: str = "open"
 
     @property
     def active(self) -> bool:
@@ -192,6 +204,9 @@ class AuthCode:
     # What the exchange grants; for a reset this is the new 代开发 secret.
     permanent_code: str = ""
     used: bool = False
+    # The install (Authorization.generation) that issued it; a newer reset voids it.
+    generation: int = 1
+    void: bool = False
 
 
 @dataclass

@@ -35,6 +35,7 @@ from wecom_provider.sandbox.actions import ActionError
 from wecom_provider.sandbox.api import ROUTES
 from wecom_provider.sandbox.api import Call
 from wecom_provider.sandbox.api import Raw
+from wecom_provider.sandbox.clock import SimClock
 from wecom_provider.sandbox.errors import ApiError
 from wecom_provider.sandbox.errors import error_body
 from wecom_provider.sandbox.pushes import PushWorker
@@ -153,6 +154,7 @@ def start_sandbox(
     ticket_interval: float = 600,
     snapshot: str | None = None,
     verbose: bool = False,
+    frozen_clock: bool = False,
 ) -> SandboxHandle:
     """Start the simulator on a background thread and return its handle.
 
@@ -161,13 +163,19 @@ def start_sandbox(
     ticket_interval: seconds (simulator clock) between suite_ticket pushes; ≤0 pushes
     only the first ticket at start and those asked for with POST /sandbox/push_ticket.
     snapshot: a JSON file loaded at start when it exists and written at stop.
+    frozen_clock: simulator time moves only by advance() (see SimClock).
     """
     if isinstance(config, config_mod.Scenario):
         scenario = config
     else:
         raw = config_mod.load_file(config) if isinstance(config, (str, Path)) else config
         scenario = config_mod.build_scenario(raw)
-    state = SandboxState(scenario, callback_base=callback_base, ticket_interval=ticket_interval)
+    state = SandboxState(
+        scenario,
+        callback_base=callback_base,
+        ticket_interval=ticket_interval,
+        clock=SimClock(frozen=frozen_clock),
+    )
     if snapshot and Path(snapshot).exists():
         state.load(snapshot)
     sandbox = Sandbox(state, host=host, port=port, snapshot_path=snapshot, verbose=verbose)
@@ -273,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._control(path, query, raw)
             elif path == "/3rdapp/install":
                 self._install(query)
+            elif path == api_auth.CUSTOMIZED_AUTH_PATH:
+                self._customized_auth(query)
             elif path in ROUTES:
                 self._api(path, query, raw)
             else:
@@ -387,6 +397,58 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, error)
         else:
             self._send(302, b"", "text/plain", {"Location": location})
+
+    def _customized_auth(self, query: dict[str, str]) -> None:
+        """Play the corp admin who opens a get_customized_auth_url link and authorizes.
+
+        The 代开发 template is installed for ``corpid`` (or the first corp without it)
+        and create_auth goes to the template's command URL with the link's state (§4.4).
+        """
+        state = self.sandbox.state
+        with state.lock:
+            try:
+                templates = [t for t in query.get("templateid", "").split(",") if t]
+                suite = state.suite(query.get("suite_id") or (templates[0] if templates else ""))
+                if suite is None or not suite.customized or suite.suite_id not in templates:
+                    raise ApiError(40083, "not a 代开发 template of this link")
+                corpid = query.get("corpid")
+                if corpid:
+                    if state.corp(corpid) is None:
+                        raise ApiError(40013, "unknown corpid")
+                else:
+                    corpid = next(
+                        (
+                            c.corpid
+                            for c in state.corps.values()
+                            if not state.auth(suite.suite_id, c.corpid)
+                        ),
+                        next(iter(state.corps)),
+                    )
+                code = actions.install(
+                    state, suite.suite_id, corpid, state_param=query.get("state", "")
+                )
+                error = None
+            except (ApiError, actions.ActionError) as exc:
+                errcode = exc.errcode if isinstance(exc, ApiError) else 40058
+                error = {"errcode": errcode, "errmsg": str(exc)}
+            state.requests.append(
+                {
+                    "id": next(state.request_ids),
+                    "time": state.ts(),
+                    "endpoint": "customized_auth",
+                    "method": self.command,
+                    "path": api_auth.CUSTOMIZED_AUTH_PATH,
+                    "errcode": error["errcode"] if error else 0,
+                    "http_status": 400 if error else 200,
+                    "duration_ms": 0.0,
+                    "fault": None,
+                    "corpid": None if error else code.corpid,
+                }
+            )
+        if error is not None:
+            self._send_json(400, error)
+        else:
+            self._send_json(200, {"authorized": True, "corpid": code.corpid})
 
     @staticmethod
     def _install_location(state: SandboxState, query: dict[str, str]) -> str:

@@ -28,11 +28,14 @@ if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
 
 __all__ = [
+    "ACTIVITY_EVENTS",
     "ActivatedAccount",
+    "AppActivity",
     "AutoActivate",
     "CancelAuth",
     "ChangeAppAdmin",
     "ChangeAuth",
+    "ChangeEdition",
     "ContactEvent",
     "CreateAuth",
     "CreateParty",
@@ -348,6 +351,15 @@ class ResetPermanentCode(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeEdition(Event):
+    """change_editon (sic, §8.1): the corp's paid edition changed; re-read edition_info.
+
+    Like every 应用版本付费 event it names the corp in PaidCorpId, read into
+    ``auth_corp_id``.
+    """
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ShareAgentChange(Event):
     """share_agent_change / share_chain_change (``info_type`` tells which).
 
@@ -558,6 +570,28 @@ class ChangeAppAdmin(DataEvent):
     """The app's admin list changed (FromUserName=sys): read it again."""
 
 
+# Data-URL events about the app's own activity (path/90240, 90376; FromUserName=sys). The
+# alerts carry EffectTime, when the restriction starts: low activity limits the customer
+# data the app gets (from 2025-12-18); long disuse closes the app until an admin reopens it.
+ACTIVITY_EVENTS = frozenset(
+    {
+        "low_active_alert",
+        "low_active",
+        "active_restored",
+        "inactive_alert",
+        "close_inactive_agent",
+        "reopen_inactive_agent",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppActivity(DataEvent):
+    """One of ACTIVITY_EVENTS (``info_type`` tells which); ``effect_time`` on the alerts."""
+
+    effect_time: int | None = None
+
+
 # --- builders -----------------------------------------------------------------------------
 
 
@@ -567,6 +601,9 @@ def _common(raw: dict[str, Any], info_type: str) -> dict[str, Any]:
     if timestamp is None:
         timestamp = _int(raw, "CreateTime")
     auth_corp_id = _text(raw, "AuthCorpId")
+    if auth_corp_id is None:
+        # 应用版本付费 events (open_order, change_editon …) name the corp PaidCorpId.
+        auth_corp_id = _text(raw, "PaidCorpId")
     if auth_corp_id is None and "MsgType" in raw:
         auth_corp_id = _text(raw, "ToUserName")
     return {
@@ -799,6 +836,14 @@ def _build_change_app_admin(raw: dict[str, Any], common: dict[str, Any]) -> Even
     return ChangeAppAdmin(**common, **_data_fields(raw))
 
 
+def _build_app_activity(raw: dict[str, Any], common: dict[str, Any]) -> Event:
+    return AppActivity(**common, **_data_fields(raw), effect_time=_int(raw, "EffectTime"))
+
+
+def _build_change_edition(raw: dict[str, Any], common: dict[str, Any]) -> Event:
+    return ChangeEdition(**common)
+
+
 _Builder = Callable[[dict[str, Any], dict[str, Any]], Event]
 
 # (info_type, change_type) -> builder; change_type None matches any change type.
@@ -827,6 +872,8 @@ _BUILDERS: dict[tuple[str, str | None], _Builder] = {
     ("auto_activate", None): _build_auto_activate,
     ("unlicensed_notify", None): _build_unlicensed_notify,
     ("change_app_admin", None): _build_change_app_admin,
+    ("change_editon", None): _build_change_edition,
+    **{(name, None): _build_app_activity for name in ACTIVITY_EVENTS},
 }
 
 
