@@ -200,8 +200,19 @@ def test_the_install_entry_of_a_template_leads_to_its_customized_auth_link(clien
     start = client.get(f"/install/{platform.template.suite_id}/", {"state": "web1"})
     assert start.status_code == 302
     assert "/3rdservice/wework/customized/auth?" in start["Location"]
-    assert "state=web1" in start["Location"]
-    # No test install for a 代开发 template, and WeCom's 32-byte state limit: 400, not 500.
-    assert client.get(f"/install/{platform.template.suite_id}/", {"test": "1"}).status_code == 400
-    long_state = client.get(f"/install/{platform.template.suite_id}/", {"state": "s" * 40})
-    assert long_state.status_code == 400
+    # The public entry passes no visitor's state on (only API-made links carry one).
+    assert "state=web1" not in start["Location"]
+    # An unsigned test install is refused before a 代开发 template is even considered.
+    assert client.get(f"/install/{platform.template.suite_id}/", {"test": "1"}).status_code == 403
+
+
+def test_an_api_link_for_a_template_carries_the_state_within_wecoms_32_bytes(platform):
+    caller = make_caller("template-installer", suites=[platform.template])
+    path = f"/api/v1/suites/{platform.template.suite_id}/install-links/"
+    link = caller.post(path, {"state": "web1"})
+    assert link.status_code == 201
+    assert "/3rdservice/wework/customized/auth?" in link.json()["url"]
+    assert "state=web1" in link.json()["url"]  # unsigned: no room for a MAC in 32 bytes
+    # WeCom's 32-byte limit for get_customized_auth_url: a clear 400, not a 500.
+    assert caller.post(path, {"state": "s" * 33}).status_code == 400
+    assert caller.post(path, {"state": "s" * 32}).status_code == 201
