@@ -61,7 +61,8 @@ def test_references_stay_in_the_repository_and_exist(path):
 def test_the_check_catches_bad_references():
     text = (
         "[a](../../shared/docs/architecture.md) [b](missing.md) `../shared/x.md` `nowhere/x.py`\n"
-        "[ok](architecture.md) [code](../tenants/models.py) [web](https://example.com) [top](#x) `docs/operations.md`\n"
+        "[ok](architecture.md) [code](../tenants/models.py) [web](https://example.com)\n"
+        "[top](#x) `docs/operations.md`\n"
     )
     problems = doc_problems(ROOT / "docs" / "probe.md", text)
     assert len(problems) == 4, problems
