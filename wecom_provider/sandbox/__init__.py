@@ -1,7 +1,7 @@
 """The WeCom simulator: a real HTTP server that plays WeCom's provider side.
 
 It serves the WeCom API paths the platform calls (§5, §6 of
-docs/wecom-protocol.md), keeps every token, ticket, code, authorization and license
+docs/protocol.md), keeps every token, ticket, code, authorization and license
 in memory on a movable clock, pushes encrypted callbacks to the platform, and
 offers a JSON control API so tests (and developers) can play the corp admin,
 WeCom's console and the network. Imports: stdlib, httpx, PyYAML and
