@@ -57,8 +57,13 @@ def tokens(*, kind: str, expiring_before: datetime | None = None, failed: bool =
 
 def authorizations(*, status: str | None = None, expiry: str | None = None) -> str:
     # ``expiry`` goes to TokenExpiryFilter (``?token=``): "soon" (expires within
-    # 30 min) or "failed" (last refresh failed).
+    # 30 min), "failed" (last refresh failed) or "flagged" (WeCom refused the credential).
     return changelist("tenants_authorization", status__exact=status, token=expiry)
+
+
+def authorization(pk: int) -> str:
+    """The admin page of one tenant (read-only; no secret on it)."""
+    return reverse("admin:tenants_authorization_change", args=[pk])
 
 
 # --- callback inbox (callbacks.admin) ------------------------------------------------------
