@@ -172,6 +172,14 @@ def tenant_figures(now: datetime) -> tuple[list[Figure], list[Figure]]:
             hint="wrong secret, dead permanent code or corp gone: no WeCom call until ops act",
             rows=alerts["flagged"],
         ),
+        Figure(
+            "JS-SDK tickets flagged (WeCom refused the fetch)",
+            alerts["tickets_flagged"],
+            links.jsapi_tickets(flagged=True),
+            level=WARN if alerts["tickets_flagged"] else OK,
+            hint="e.g. 48002: the app lacks the permission; signatures answer 503 meanwhile",
+            rows=alerts["tickets_flagged"],
+        ),
     ]
     return statuses, tokens
 
@@ -396,7 +404,7 @@ def build(*, now: datetime | None = None) -> dict:
         "tenant_statuses": statuses,
         "corp_tokens": corp_tokens,
         "flagged_tenants": [
-            {"tenant": tenant, "href": links.authorization(tenant.pk)}
+            {"tenant": tenant, "href": links.change("tenants_authorization", tenant.pk)}
             for tenant in selectors.flagged_tenants()
         ],
         "inbox": inbox,

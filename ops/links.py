@@ -61,9 +61,8 @@ def authorizations(*, status: str | None = None, expiry: str | None = None) -> s
     return changelist("tenants_authorization", status__exact=status, token=expiry)
 
 
-def authorization(pk: int) -> str:
-    """The admin page of one tenant (read-only; no secret on it)."""
-    return reverse("admin:tenants_authorization_change", args=[pk])
+def jsapi_tickets(*, flagged: bool | None = None) -> str:
+    return changelist("api_jsapiticket", flagged__exact=None if flagged is None else int(flagged))
 
 
 # --- callback inbox (callbacks.admin) ------------------------------------------------------

@@ -25,6 +25,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from api.models import JsapiTicket
 from callbacks import selectors as callback_selectors
 from callbacks.models import CallbackEvent
 from callbacks.models import CallbackRejection
@@ -188,9 +189,10 @@ def authorizations_by_status() -> dict[str, int]:
 def corp_token_alerts(*, now: datetime | None = None) -> dict[str, int]:
     """Return active tenants whose corp token expires within 30 min (or has expired),
     tenants whose last corp-token refresh failed, and tenants whose corp credential is
-    flagged (admin TokenExpiryFilter soon / failed / flagged)."""
+    flagged (admin TokenExpiryFilter soon / failed / flagged); and JS-SDK tickets whose
+    fetch WeCom refused for good (``tickets_flagged``)."""
     now = now or timezone.now()
-    return Authorization.objects.aggregate(
+    alerts = Authorization.objects.aggregate(
         expiring=Count(
             "id",
             filter=Q(status=Authorization.Status.ACTIVE, token__expires_at__lt=now + TOKEN_SOON),
@@ -198,6 +200,8 @@ def corp_token_alerts(*, now: datetime | None = None) -> dict[str, int]:
         failed=Count("id", filter=Q(token__last_refresh_ok=False)),
         flagged=Count("id", filter=Q(token__flagged=True)),
     )
+    alerts["tickets_flagged"] = JsapiTicket.objects.filter(flagged=True).count()
+    return alerts
 
 
 @dataclass(frozen=True)

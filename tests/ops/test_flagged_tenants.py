@@ -9,10 +9,12 @@ tenant flagged, and the seeded secret is on neither page.
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from prometheus_client import REGISTRY
 
+from api import services as api_services
 from ops.dashboard import FLAGGED_LABEL
 from tenants import credentials
 from tenants.models import Authorization
@@ -94,3 +96,18 @@ def test_an_unflagged_platform_shows_no_flagged_tenants(platform, admin_http):
     assert figure(page, FLAGGED_LABEL) == "0"
     assert "data-flagged-corpid" not in page
     assert admin_http.get(CHANGELIST, {"token": "flagged"}).context["cl"].result_count == 0
+
+
+@pytest.mark.django_db
+def test_a_flagged_ticket_shows_on_the_dashboard(platform, admin_http):
+    authorization = install(platform, 2)
+    platform.control.add_fault(endpoint="get_jsapi_ticket", errcode=48002, times=1)
+    with pytest.raises(credentials.CredentialBackoff):
+        api_services.jsapi_ticket_get(authorization=authorization, kind="corp")
+    page = admin_http.get("/admin/ops/dashboard/").content.decode()
+    label = "JS-SDK tickets flagged (WeCom refused the fetch)"
+    shown = re.search(re.escape(label) + r'.{0,400}?data-rows="(\d+)">(\d+)</a>', page, re.S)
+    assert shown
+    assert shown.groups() == ("1", "1")
+    listing = admin_http.get("/admin/api/jsapiticket/", {"flagged__exact": "1"})
+    assert listing.context["cl"].result_count == 1
