@@ -163,9 +163,32 @@ class AuditLogAdmin(GuardedModelAdmin):
 
 @admin.register(JsapiTicket)
 class JsapiTicketAdmin(GuardedModelAdmin):
-    list_display = ("owner_key", "kind", "expires_at", "obtained_at", "fetch_count")
+    list_display = (
+        "owner_key",
+        "kind",
+        "expires_at",
+        "obtained_at",
+        "fetch_count",
+        "flagged",
+        "last_error",
+        "retry_not_before",
+    )
+    list_filter = ("kind", "flagged", "last_refresh_ok")
     search_fields = ("owner_key",)
-    fields = ("owner_key", "kind", "expires_at", "obtained_at", "fetch_count")
+    fields = (
+        "owner_key",
+        "kind",
+        "expires_at",
+        "obtained_at",
+        "fetch_count",
+        "flagged",
+        "last_refresh_at",
+        "last_refresh_ok",
+        "last_error",
+        "consecutive_failures",
+        "retry_not_before",
+        "forced_refresh_at",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:

@@ -168,6 +168,18 @@ class JsapiTicket(models.Model):
     # Fencing, as on CredentialToken: invalidation bumps it; a fetch started under an
     # older generation does not store its ticket.
     generation = models.PositiveBigIntegerField(default=0)
+    # The rest as on CredentialToken (one machinery, tenants.fetching): WeCom handed back
+    # the ticket we held; the remembered failure and its backoff (WeCom allows 400
+    # ticket fetches an hour per corp, 100 per app, so a failing fetch must not be
+    # repeated by every signature request); the last forced refetch (cool-down).
+    reissues_same = models.BooleanField(default=False)
+    retry_not_before = models.DateTimeField(null=True, blank=True)
+    forced_refresh_at = models.DateTimeField(null=True, blank=True)
+    flagged = models.BooleanField(default=False)
+    last_refresh_at = models.DateTimeField(null=True, blank=True)
+    last_refresh_ok = models.BooleanField(null=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
 
     value = SealedSecret("value_sealed", row=lambda t: t.owner_key)
 

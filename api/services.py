@@ -14,13 +14,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
-from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
 from django.db import connection
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from api.keys import key_generate
@@ -29,18 +27,20 @@ from api.models import ApiClient
 from api.models import ApiKey
 from api.models import AuditLog
 from api.models import JsapiTicket
-from tenants.credentials import AuthorizationInactive
-from tenants.credentials import CredentialUnavailable
-from tenants.credentials import cache_fence
-from tenants.credentials import cache_read_fenced
-from tenants.credentials import cache_write_fenced
-from tenants.credentials import credential_lock
+from tenants.fetching import MIN_SERVE_LIFE
+from tenants.fetching import AuthorizationInactive
+from tenants.fetching import Failure
+from tenants.fetching import Fetcher
+from tenants.fetching import TokenValue
+from tenants.fetching import invalidate_rows
 from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
 from tenants.wecom import corp_api
 from wecom_provider import hotsql
 from wecom_provider.observability.context import get_request_id
+from wecom_provider.wecom.errors import WeComCorpGone
+from wecom_provider.wecom.errors import WeComPermanentError
 
 logger = logging.getLogger(__name__)
 
@@ -215,128 +215,91 @@ def _audit_insert_sql(attnames: tuple[str, ...]) -> str:
 # --- JS-SDK tickets --------------------------------------------------------------------------
 
 # Hand out a ticket only with this much life left: the page signs wx.config with it and
-# the browser may take a while to call WeCom.
-TICKET_MIN_LIFE = timedelta(minutes=5)
+# the browser may take a while to call WeCom (tenants.fetching.MIN_SERVE_LIFE).
+TICKET_MIN_LIFE = MIN_SERVE_LIFE
 
-
-@dataclass(frozen=True)
-class TicketValue:
-    value: str = field(repr=False)
-    expires_at: datetime
+TicketValue = TokenValue
 
 
 def _ticket_key(authorization: Authorization, kind: str) -> str:
     return f"jsapi:{kind}:{authorization.suite.suite_id}:{authorization.corp.corpid}"
 
 
-def _ticket_usable(row: JsapiTicket, now: datetime) -> bool:
-    return (
-        bool(row.value_sealed)
-        and row.expires_at is not None
-        and (row.expires_at - now >= TICKET_MIN_LIFE)
-    )
+class TicketFetcher(Fetcher):
+    """A corp's (``corp``) or app's (``agent``) JS-SDK ticket (one JsapiTicket row).
+
+    Fetched with the corp token: a refused corp token (after the client's one refresh
+    and retry) or an unavailable one is an upstream failure (short backoff). A ticket
+    call WeCom refuses for good (no permission 48002, wrong kind 42012, corp gone) is
+    backed off long and flagged: retrying cannot help and WeCom counts every call.
+    """
+
+    model = JsapiTicket
+    cache_prefix = "ticket"
+    count_field = "fetch_count"
+    metric_kind = "jsapi"
+
+    def __init__(self, authorization: Authorization, kind: str) -> None:
+        super().__init__(_ticket_key(authorization, kind))
+        self.authorization = authorization
+        self.kind = kind
+
+    @property
+    def lock_key(self) -> str:
+        return self.key  # "jsapi:…", the lock name tickets always used
+
+    def load_row(self) -> JsapiTicket:
+        row, _ = JsapiTicket.objects.get_or_create(
+            owner_key=self.key, defaults={"authorization": self.authorization, "kind": self.kind}
+        )
+        return row
+
+    def fetch(self):
+        current = Authorization.objects.only("status").get(pk=self.authorization.pk)
+        if not current.is_active:
+            raise AuthorizationInactive(f"authorization {self.authorization} is {current.status}")
+        api = corp_api(self.authorization)
+        return api.get_jsapi_ticket() if self.kind == "corp" else api.get_agent_jsapi_ticket()
+
+    def classify(self, exc: Exception) -> Failure:
+        failure = super().classify(exc)
+        if failure in (Failure.SYSTEM, Failure.CORP_GONE) and isinstance(
+            exc, WeComPermanentError | WeComCorpGone
+        ):
+            return Failure.CREDENTIAL  # the tenant itself is handled by its corp token
+        return failure
 
 
-def _ticket_from_cache(key: str) -> JsapiTicket | None:
-    # Fenced like corp tokens (tenants.credentials): an invalidation voids older copies.
-    entry = cache_read_fenced(f"ticket:{key}")
-    if not entry:
-        return None
-    # Redis holds the sealed value only.
-    return JsapiTicket(
-        owner_key=key,
-        value_sealed=entry["sealed"],
-        expires_at=datetime.fromtimestamp(entry["exp"], tz=UTC),
-    )
-
-
-def _ticket_to_cache(row: JsapiTicket, *, read_at: float) -> None:
-    if not row.value_sealed or row.expires_at is None:
-        return
-    ttl = int((row.expires_at - timezone.now()).total_seconds())
-    cache_write_fenced(
-        f"ticket:{row.owner_key}",
-        {"sealed": row.value_sealed, "exp": row.expires_at.timestamp()},
-        read_at=read_at,
-        ttl=ttl,
-    )
-
-
-def jsapi_ticket_get(*, authorization: Authorization, kind: str) -> TicketValue:
+def jsapi_ticket_get(
+    *, authorization: Authorization, kind: str, rejected: str | None = None
+) -> TicketValue:
     """Return the corp's (``corp``) or app's (``agent``) JS-SDK ticket, ≥5 min of life left.
 
-    Redis → database → WeCom; the WeCom fetch runs under a per-ticket lock and
-    re-checks once the lock is held, so concurrent callers in every process share one
-    fetch (WeCom allows 400 an hour per corp, 100 per app). The store is compare-and-set
-    on the row's generation, which ``jsapi_tickets_invalidate`` bumps: a ticket fetched
-    while the tenant was suspended, cancelled or reset is dropped, never served.
+    Redis → database → WeCom, through the same machinery as access tokens
+    (tenants.fetching): single flight under a per-ticket lock with a re-check, CAS on
+    the generation (``jsapi_tickets_invalidate`` bumps it: a ticket fetched while the
+    tenant was suspended, cancelled or reset is dropped, never served), a failure
+    remembered with a backoff (CredentialBackoff: 503 + Retry-After, no WeCom call) and
+    at most one forced refetch of a ``rejected`` ticket per cool-down.
     """
     if kind not in JsapiTicket.Kind.values:
         raise ValueError(f"unknown ticket kind {kind!r}")
     if not authorization.is_active:
         # Revocation on every path, the cache included (the API passes this request's row).
         raise AuthorizationInactive(f"authorization {authorization} is {authorization.status}")
-    key = _ticket_key(authorization, kind)
-    now = timezone.now()
-    cached = _ticket_from_cache(key)
-    if cached is not None and _ticket_usable(cached, now):
-        return TicketValue(cached.value, cached.expires_at)
-    read_at = time.time()
-    row, _ = JsapiTicket.objects.get_or_create(
-        owner_key=key, defaults={"authorization": authorization, "kind": kind}
-    )
-    if _ticket_usable(row, now):
-        _ticket_to_cache(row, read_at=read_at)
-        return TicketValue(row.value, row.expires_at)
-    with credential_lock(key):
-        read_at = time.time()
-        row.refresh_from_db()
-        if _ticket_usable(row, timezone.now()):
-            _ticket_to_cache(row, read_at=read_at)  # another caller fetched it while we waited
-            return TicketValue(row.value, row.expires_at)
-        generation = row.generation
-        current = Authorization.objects.only("status").get(pk=authorization.pk)
-        if not current.is_active:
-            raise AuthorizationInactive(f"authorization {authorization} is {current.status}")
-        started = timezone.now()
-        api = corp_api(authorization)
-        ticket = api.get_jsapi_ticket() if kind == "corp" else api.get_agent_jsapi_ticket()
-        # Count the lifetime from before the call: the ticket may be older than our answer.
-        expires_at = started + timedelta(seconds=ticket.expires_in)
-        fresh = JsapiTicket(owner_key=key)
-        fresh.value = ticket.value
-        read_at = time.time()
-        # Compare-and-set on the generation read before the fetch.
-        stored = JsapiTicket.objects.filter(pk=row.pk, generation=generation).update(
-            value_sealed=fresh.value_sealed,
-            expires_at=expires_at,
-            obtained_at=timezone.now(),
-            fetch_count=F("fetch_count") + 1,
-            generation=F("generation") + 1,
-        )
-        row.refresh_from_db()
-        if not stored:
-            if _ticket_usable(row, timezone.now()):
-                return TicketValue(row.value, row.expires_at)
-            raise CredentialUnavailable(f"ticket {key} was invalidated during its fetch")
-        _ticket_to_cache(row, read_at=read_at)
-        return TicketValue(row.value, row.expires_at)
+    return TicketFetcher(authorization, kind).get(rejected=rejected)
 
 
 def jsapi_tickets_invalidate(*, authorization: Authorization) -> None:
     """Forget the corp's tickets (the next signature fetches new ones).
 
-    Bumps each ticket's generation (a fetch in flight cannot store its ticket) and
-    fences the Redis copies.
+    Bumps each ticket's generation (a fetch in flight cannot store its ticket), fences
+    the Redis copies and clears a remembered failure (a new code deserves a try).
     """
-    keys = list(
-        JsapiTicket.objects.filter(authorization=authorization).values_list("owner_key", flat=True)
+    invalidate_rows(
+        JsapiTicket.objects.filter(authorization=authorization),
+        cache_prefix=TicketFetcher.cache_prefix,
     )
-    JsapiTicket.objects.filter(authorization=authorization).update(
-        value_sealed="", expires_at=None, generation=F("generation") + 1
-    )
-    for key in keys:
-        cache_fence(f"ticket:{key}")
 
 
 def jsapi_signature(

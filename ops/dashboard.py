@@ -164,8 +164,27 @@ def tenant_figures(now: datetime) -> tuple[list[Figure], list[Figure]]:
             level=BAD if alerts["failed"] else OK,
             rows=alerts["failed"],
         ),
+        Figure(
+            FLAGGED_LABEL,
+            alerts["flagged"],
+            links.authorizations(expiry="flagged"),
+            level=BAD if alerts["flagged"] else OK,
+            hint="wrong secret, dead permanent code or corp gone: no WeCom call until ops act",
+            rows=alerts["flagged"],
+        ),
+        Figure(
+            "JS-SDK tickets flagged (WeCom refused the fetch)",
+            alerts["tickets_flagged"],
+            links.jsapi_tickets(flagged=True),
+            level=WARN if alerts["tickets_flagged"] else OK,
+            hint="e.g. 48002: the app lacks the permission; signatures answer 503 meanwhile",
+            rows=alerts["tickets_flagged"],
+        ),
     ]
     return statuses, tokens
+
+
+FLAGGED_LABEL = "tenants: corp credential flagged (WeCom refused it)"
 
 
 def inbox_section(now: datetime) -> dict:
@@ -371,6 +390,7 @@ def build(*, now: datetime | None = None) -> dict:
             level=BAD if failed_refreshes else OK,
             rows=failed_refreshes,
         ),
+        next(f for f in corp_tokens if f.label == FLAGGED_LABEL),
         next(f for f in inbox["figures"] if f.label.startswith("backlog")),
         next(f for f in inbox["figures"] if f.label.startswith("failed")),
         next(f for f in inbox["figures"] if f.label.startswith("p99")),
@@ -383,6 +403,10 @@ def build(*, now: datetime | None = None) -> dict:
         "tokens": tokens,
         "tenant_statuses": statuses,
         "corp_tokens": corp_tokens,
+        "flagged_tenants": [
+            {"tenant": tenant, "href": links.change("tenants_authorization", tenant.pk)}
+            for tenant in selectors.flagged_tenants()
+        ],
         "inbox": inbox,
         "licenses": licenses,
     }

@@ -57,8 +57,12 @@ def tokens(*, kind: str, expiring_before: datetime | None = None, failed: bool =
 
 def authorizations(*, status: str | None = None, expiry: str | None = None) -> str:
     # ``expiry`` goes to TokenExpiryFilter (``?token=``): "soon" (expires within
-    # 30 min) or "failed" (last refresh failed).
+    # 30 min), "failed" (last refresh failed) or "flagged" (WeCom refused the credential).
     return changelist("tenants_authorization", status__exact=status, token=expiry)
+
+
+def jsapi_tickets(*, flagged: bool | None = None) -> str:
+    return changelist("api_jsapiticket", flagged__exact=None if flagged is None else int(flagged))
 
 
 # --- callback inbox (callbacks.admin) ------------------------------------------------------

@@ -25,6 +25,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from api.models import JsapiTicket
 from callbacks import selectors as callback_selectors
 from callbacks.models import CallbackEvent
 from callbacks.models import CallbackRejection
@@ -186,16 +187,53 @@ def authorizations_by_status() -> dict[str, int]:
 
 
 def corp_token_alerts(*, now: datetime | None = None) -> dict[str, int]:
-    """Return active tenants whose corp token expires within 30 min (or has expired), and
-    tenants whose last corp-token refresh failed (admin TokenExpiryFilter soon / failed)."""
+    """Return active tenants whose corp token expires within 30 min (or has expired),
+    tenants whose last corp-token refresh failed, and tenants whose corp credential is
+    flagged (admin TokenExpiryFilter soon / failed / flagged); and JS-SDK tickets whose
+    fetch WeCom refused for good (``tickets_flagged``)."""
     now = now or timezone.now()
-    return Authorization.objects.aggregate(
+    alerts = Authorization.objects.aggregate(
         expiring=Count(
             "id",
             filter=Q(status=Authorization.Status.ACTIVE, token__expires_at__lt=now + TOKEN_SOON),
         ),
         failed=Count("id", filter=Q(token__last_refresh_ok=False)),
+        flagged=Count("id", filter=Q(token__flagged=True)),
     )
+    alerts["tickets_flagged"] = JsapiTicket.objects.filter(flagged=True).count()
+    return alerts
+
+
+@dataclass(frozen=True)
+class FlaggedTenant:
+    """A tenant whose corp credential WeCom refused (ids and the errcode, never a secret)."""
+
+    pk: int
+    corpid: str
+    corp_name: str
+    suite_id: str
+    status: str
+    last_error: str
+    retry_not_before: datetime | None
+
+
+def flagged_tenants(*, limit: int = 20) -> list[FlaggedTenant]:
+    """Return up to ``limit`` tenants whose corp token is flagged (wrong secret, dead code,
+    corp gone): no WeCom call is made for them until their backoff ends or ops act."""
+    rows = (
+        Authorization.objects.filter(token__flagged=True)
+        .order_by("corp__corpid", "suite__suite_id")
+        .values_list(
+            "pk",
+            "corp__corpid",
+            "corp__name",
+            "suite__suite_id",
+            "status",
+            "token__last_error",
+            "token__retry_not_before",
+        )[:limit]
+    )
+    return [FlaggedTenant(*row) for row in rows]
 
 
 # --- callback inbox --------------------------------------------------------------------------

@@ -219,13 +219,19 @@ class TokenExpiryFilter(admin.SimpleListFilter):
     parameter_name = "token"
 
     def lookups(self, request, model_admin):
-        return [("soon", "expiring within 30 min"), ("failed", "last refresh failed")]
+        return [
+            ("soon", "expiring within 30 min"),
+            ("failed", "last refresh failed"),
+            ("flagged", "credential flagged (WeCom refused it)"),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "soon":
             return queryset.filter(token__expires_at__lt=timezone.now() + timedelta(minutes=30))
         if self.value() == "failed":
             return queryset.filter(token__last_refresh_ok=False)
+        if self.value() == "flagged":
+            return queryset.filter(token__flagged=True)
         return queryset
 
 
@@ -237,6 +243,7 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
         "status",
         "agent_id",
         "token_display",
+        "credential_flagged",
         "activity",
         "agent_state",
         "event_display",
@@ -273,6 +280,13 @@ class AuthorizationAdmin(ReadOnlySecretsAdmin):
         if authorization.event_timestamp is None:
             return "-"
         return f"{authorization.event_type} @ {authorization.event_timestamp}"
+
+    @admin.display(description="credential flagged", boolean=True, ordering="token__flagged")
+    def credential_flagged(self, authorization: Authorization) -> bool:
+        # WeCom refused the secret / permanent code: no call is made until the backoff
+        # ends or ops fix it and refresh. Only the flag shows, never the credential.
+        token = getattr(authorization, "token", None)
+        return bool(token and token.flagged)
 
     @admin.display(description="corp token")
     def token_display(self, authorization: Authorization) -> str:

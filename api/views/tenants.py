@@ -200,7 +200,12 @@ class AccessTokenRefreshApi(TenantScopedApi):
 
 @extend_schema(tags=["tokens"])
 class JsapiSignatureApi(TenantScopedApi):
-    """Sign a page URL for wx.config (``corp``) or wx.agentConfig (``agent``)."""
+    """Sign a page URL for wx.config (``corp``) or wx.agentConfig (``agent``).
+
+    The JS-SDK ticket behind the signature is cached and fetched once for all callers
+    (WeCom allows 400 fetches an hour per corp, 100 per app). After a failed fetch the
+    answer is 503 with ``Retry-After`` until the backoff ends, and WeCom is not called.
+    """
 
     audit_action = "jsapi.sign"
     audit_required = True

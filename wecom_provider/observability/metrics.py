@@ -54,7 +54,7 @@ disable_created_metrics()
 
 TOKEN_REFRESH_TOTAL = Counter(
     "wecom_token_refresh_total",
-    "Credential token refreshes by kind (provider, suite, corp) and outcome.",
+    "Credential fetches by kind (provider, suite, corp tokens; jsapi tickets) and outcome.",
     ["kind", "outcome"],
 )
 TOKEN_REFRESH_SECONDS = Histogram(
