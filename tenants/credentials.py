@@ -53,6 +53,7 @@ from wecom_provider.observability import remember_secret
 from wecom_provider.wecom.client import AccessToken
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComError
+from wecom_provider.wecom.ratelimit import WeComThrottled
 
 logger = logging.getLogger(__name__)
 
@@ -534,6 +535,14 @@ def _record_failure(row: CredentialToken, owner, exc: Exception, *, reason: str)
     errcode = getattr(exc, "errcode", None)
     summary = type(exc).__name__ + (f" errcode={errcode}" if errcode is not None else "")
     now = timezone.now()
+    if isinstance(exc, WeComThrottled):
+        # Our own outbound ceiling, not a failure: WeCom was never asked. No backoff (a
+        # product read must not get 503 because beat was throttled), no failure count;
+        # a scheduled refresh is simply looked at again by a later tick.
+        later = now + timedelta(seconds=random.uniform(5, 15))
+        CredentialToken.objects.filter(pk=row.pk).update(refresh_after=later)
+        logger.info("token refresh of %s deferred (%s): %s", row.owner_key, reason, summary)
+        return 0
     updates = {
         "last_refresh_at": now,
         "last_refresh_ok": False,

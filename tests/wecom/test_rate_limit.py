@@ -164,7 +164,8 @@ def test_background_floods_leave_room_for_product_calls(simulator, redis_url):
     control = simulator.control()
     bg_entries = control.requests(endpoint="getcallbackip")
     product_entries = control.requests(endpoint="get_provider_token")
-    assert len(bg_entries) == 45 and len(product_entries) == 15
+    assert len(bg_entries) == 45
+    assert len(product_entries) == 15
     assert max(per_second(bg_entries).values()) <= ceiling // 2
     assert max(per_second(bg_entries + product_entries).values()) <= ceiling
 
