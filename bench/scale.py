@@ -259,12 +259,15 @@ def simulated_day(corps: int, hours: float, mode: str, budget: int, product_read
             for tick in range(int(hours * 3600) // STEP):
                 offset = rng.randint(1, STEP - 1)
                 clock.shift(offset)
-                if tick % 10 == 0:  # WeCom pushes a ticket every 10 minutes
-                    control.push_ticket(suite_id)
-                    newest = handle.state.tickets[suite_id][-1]
-                    services.suite_ticket_store(
-                        suite_id=suite_id, ticket=newest.ticket, timestamp=int(newest.issued_at)
-                    )
+                if tick % 10 == 0:  # WeCom pushes a ticket every 10 minutes, to every suite
+                    for suite in (platform.suite, platform.template):
+                        control.push_ticket(suite.suite_id)
+                        newest = handle.state.tickets[suite.suite_id][-1]
+                        services.suite_ticket_store(
+                            suite_id=suite.suite_id,
+                            ticket=newest.ticket,
+                            timestamp=int(newest.issued_at),
+                        )
                 for authorization in rng.sample(tenants, min(product_reads, len(tenants))):
                     token = credentials.token_get(authorization)
                     served += 1
