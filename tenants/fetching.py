@@ -50,6 +50,7 @@ from wecom_provider.observability import remember_secret
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComError
 from wecom_provider.wecom.errors import WeComTokenInvalid
+from wecom_provider.wecom.ratelimit import WeComThrottled
 
 logger = logging.getLogger(__name__)
 
@@ -533,6 +534,15 @@ class Fetcher:
         errcode = getattr(exc, "errcode", None)
         summary = type(exc).__name__ + (f" errcode={errcode}" if errcode is not None else "")
         now = timezone.now()
+        if isinstance(exc, WeComThrottled):
+            # Our own outbound ceiling (wecom/ratelimit.py), not a failure: WeCom was never
+            # asked. No backoff (a product read must not get 503 because beat was
+            # throttled), no failure count; a scheduled refresh is looked at again later.
+            if hasattr(self.model, "refresh_after"):
+                later = now + timedelta(seconds=random.uniform(5, 15))
+                self.model.objects.filter(pk=row.pk).update(refresh_after=later)
+            logger.info("fetch of %s deferred (%s): %s", row.owner_key, reason, summary)
+            return 0
         delay = backoff_seconds(failure, row.consecutive_failures + 1)
         updates = {
             "last_refresh_at": now,

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.signals import setting_changed
+from django_redis import get_redis_connection
 
 from wecom_provider.wecom.client import CorpApi
 from wecom_provider.wecom.client import ProviderApi
 from wecom_provider.wecom.client import SuiteApi
 from wecom_provider.wecom.client import WeComClient
 from wecom_provider.wecom.endpoints import TokenKind
+from wecom_provider.wecom.ratelimit import CallRateLimiter
 
 _client: WeComClient | None = None
 _client_lock = threading.Lock()
@@ -33,8 +35,32 @@ def wecom_client() -> WeComClient:
                     settings.WECOM_API_BASE,
                     timeout=float(settings.WECOM_HTTP_TIMEOUT),
                     on_call=_on_call,
+                    limiter=call_limiter(),
                 )
     return _client
+
+
+def call_limiter() -> CallRateLimiter:
+    """Return a limiter on the platform-wide WECOM_MAX_CALLS_PER_SECOND (shared Redis)."""
+
+    def redis_client():
+        # Resolved on first call, in the process that makes it (forked workers get
+        # their own connection pool).
+        return get_redis_connection("default")
+
+    return CallRateLimiter(
+        settings.WECOM_MAX_CALLS_PER_SECOND,
+        redis_client=redis_client,
+        key=RATE_KEY,
+        guard=settings.WECOM_RATE_WINDOW_GUARD_MS / 1000,
+        reserve=settings.WECOM_RATE_PRODUCT_RESERVE_PERCENT / 100,
+        product_wait=float(settings.WECOM_RATE_PRODUCT_WAIT),
+        background_wait=float(settings.WECOM_RATE_BACKGROUND_WAIT),
+    )
+
+
+# One window for the whole platform (ids only in the key, like every Redis key here).
+RATE_KEY = "wcp:wecom:calls"
 
 
 def _on_call(endpoint: str, errcode: int | None, duration: float) -> None:
@@ -45,9 +71,12 @@ def _on_call(endpoint: str, errcode: int | None, duration: float) -> None:
     metrics.API_CALL_SECONDS.labels(endpoint=endpoint).observe(duration)
 
 
+_CLIENT_SETTINGS = {"WECOM_API_BASE", "WECOM_HTTP_TIMEOUT", "WECOM_MAX_CALLS_PER_SECOND"}
+
+
 def _reset_client(*, setting: str, **kwargs) -> None:
     global _client
-    if setting in {"WECOM_API_BASE", "WECOM_HTTP_TIMEOUT"} and _client is not None:
+    if (setting in _CLIENT_SETTINGS or setting.startswith("WECOM_RATE_")) and _client is not None:
         _client.close()
         _client = None
 

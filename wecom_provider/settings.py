@@ -161,6 +161,20 @@ WECOM_API_BASE = env_url(
     "WECOM_API_BASE", default="https://qyapi.weixin.qq.com", schemes=("http", "https")
 )
 WECOM_HTTP_TIMEOUT = env_int("WECOM_HTTP_TIMEOUT", default=10, minimum=1)
+# The ceiling on calls to WeCom per second, for the whole platform (every process
+# shares one Redis window: wecom_provider/wecom/ratelimit.py). Background work (beat's
+# token refreshes, reconciliation) may use only the ceiling minus the product reserve
+# (percent), so product-facing calls always find room. A caller waits for a slot up to
+# its wait (s), then gets WeComThrottled (API: 503; a refresh defers to a later tick).
+# The guard (ms) lengthens the window so a call slow between grant and arrival still
+# leaves WeCom seeing at most the ceiling in any second.
+WECOM_MAX_CALLS_PER_SECOND = env_int("WECOM_MAX_CALLS_PER_SECOND", default=10, minimum=1)
+WECOM_RATE_PRODUCT_RESERVE_PERCENT = env_int(
+    "WECOM_RATE_PRODUCT_RESERVE_PERCENT", default=30, minimum=0
+)
+WECOM_RATE_PRODUCT_WAIT = env_int("WECOM_RATE_PRODUCT_WAIT", default=5, minimum=0)
+WECOM_RATE_BACKGROUND_WAIT = env_int("WECOM_RATE_BACKGROUND_WAIT", default=20, minimum=0)
+WECOM_RATE_WINDOW_GUARD_MS = env_int("WECOM_RATE_WINDOW_GUARD_MS", default=100, minimum=0)
 
 # --- Celery ------------------------------------------------------------------
 # Delivery is at-least-once; tasks opt into acks_late one by one when idempotent.

@@ -53,6 +53,9 @@ class PushRecord:
     reply_body: str | None = None
     latency_ms: float | None = None
     slow: bool = False
+    # Simulator time the last answer came back: for a delivered push, when the platform
+    # acknowledged it (benches measure ack → processed from here).
+    answered_at: float | None = None
     attempt_log: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -212,6 +215,7 @@ class PushWorker:
             with state.lock:
                 record.attempts += 1
                 record.latency_ms = round(elapsed, 1)
+                record.answered_at = round(state.clock.now(), 3)
                 record.reply_status = resp.status_code
                 record.reply_body = text[:2000]
                 record.attempt_log.append(

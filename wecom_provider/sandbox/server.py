@@ -300,6 +300,9 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.sandbox.state
         client_ip = self.client_address[0]
         started = time.perf_counter()
+        # When the call reached "WeCom" (before any injected latency), to the millisecond:
+        # rate tests count calls per second window on it.
+        arrived = round(state.clock.now(), 3)
         with state.lock:
             fault = faults_mod.take(state.faults, target=faults_mod.API, name=route.name)
         if fault and fault.latency_ms:
@@ -329,6 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "id": next(state.request_ids),
                     "time": now,
+                    "arrived": arrived,
                     "endpoint": route.name,
                     "method": self.command,
                     # The path only: the query string carries tokens and secrets.

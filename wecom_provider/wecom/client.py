@@ -51,6 +51,8 @@ from wecom_provider.wecom.errors import WeComError
 from wecom_provider.wecom.errors import WeComTokenInvalid
 from wecom_provider.wecom.errors import WeComTransportError
 from wecom_provider.wecom.errors import error_for
+from wecom_provider.wecom.ratelimit import CallRateLimiter
+from wecom_provider.wecom.ratelimit import WeComThrottled
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -341,7 +343,11 @@ class WeComClient:
         connect_timeout: float = 3.0,
         transport: httpx.BaseTransport | None = None,
         on_call: OnCall | None = None,
+        limiter: CallRateLimiter | None = None,
     ) -> None:
+        # Every HTTP call of this client takes a slot under the platform-wide ceiling
+        # first (ratelimit.py): this is the one path to WeCom, so every call counts.
+        self._limiter = limiter
         self._http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -448,6 +454,12 @@ class WeComClient:
         secrets = _secrets_in(token, params, json)
         corp = corp_id or _corp_of(json, params)
 
+        if self._limiter is not None:
+            try:
+                self._limiter.acquire(ep.name)
+            except WeComThrottled as throttled:
+                self._record(ep, None, throttled, 0.0, corp)
+                raise
         started = time.monotonic()
         response: httpx.Response | None = None
         failure: WeComError | None = None
