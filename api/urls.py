@@ -85,6 +85,8 @@ v1 = [
     path(LICENSE + "app-info/", licensing.LicenseAppInfoApi.as_view(), name="license-app-info"),
     path("login/qr/", tenants.QrLoginApi.as_view(), name="qr-login"),
     path("events/", events.EventListApi.as_view(), name="events"),
+    # By name, not import: the webhooks app sits above api (it imports api, never back).
+    path("webhooks/", include("webhooks.urls")),
 ]
 
 app_name = "api"

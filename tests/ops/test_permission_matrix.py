@@ -40,7 +40,7 @@ from ops import roles
 from tests.api.conftest import install
 from wecom_provider.adminperms import required_permissions
 
-APPS = ("tenants", "licensing", "callbacks", "api", "ops", "auth")
+APPS = ("tenants", "licensing", "callbacks", "api", "ops", "webhooks", "auth")
 # Django's own site-level admin pages: login, index and friends (no change; staff only).
 SITE_VIEWS = {
     "index",
