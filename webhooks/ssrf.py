@@ -97,8 +97,8 @@ def forbidden_class(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> s
         ("unspecified", address.is_unspecified),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("reserved", address.is_reserved),
+        ("private", address.is_private),
         (
             "shared",
             any(address in net for net in EXTRA_FORBIDDEN if net.version == address.version),
