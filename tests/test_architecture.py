@@ -30,10 +30,11 @@ RULES = {  # package -> import prefixes it must never use
         "api",
         "ops",
     ),
-    "tenants": ("licensing", "callbacks", "api", "ops", "wecom_provider.sandbox"),
-    "licensing": ("callbacks", "api", "ops", "wecom_provider.sandbox"),
-    "callbacks": ("api", "ops", "wecom_provider.sandbox"),
-    "api": ("ops", "wecom_provider.sandbox"),
+    "tenants": ("licensing", "callbacks", "api", "ops", "webhooks", "wecom_provider.sandbox"),
+    "licensing": ("callbacks", "api", "ops", "webhooks", "wecom_provider.sandbox"),
+    "callbacks": ("api", "ops", "webhooks", "wecom_provider.sandbox"),
+    "api": ("ops", "webhooks", "wecom_provider.sandbox"),
+    "webhooks": ("ops", "callbacks", "wecom_provider.sandbox"),
 }
 
 
