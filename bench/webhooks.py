@@ -117,7 +117,7 @@ def callback(n: int, tag: str) -> tuple[str, bytes, str]:
 
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else 0.0
 
 
 def main() -> None:
