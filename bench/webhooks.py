@@ -149,7 +149,7 @@ def main() -> None:
             celery_worker(env=env, queues="priority,default", concurrency=2),
             # A dedicated webhooks worker, as docs/operations.md §8 recommends: slow
             # receivers and callback batches never wait on each other.
-            celery_worker(env=env, queues="webhooks", concurrency=2),
+            celery_worker(env=env, queues="webhooks", concurrency=4),
         ):
             acked: dict[str, float] = {}
             errors = 0
