@@ -1,4 +1,5 @@
-"""Give the ops roles this app's permissions on databases whose roles exist already."""
+"""Give the ops roles the webhooks app's permissions on databases whose roles exist
+already (fresh databases get them in 0002: webhooks 0001 runs before it)."""
 
 from django.db import migrations
 
@@ -11,8 +12,8 @@ def sync(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("webhooks", "0001_subscriptions_and_deliveries"),
         ("ops", "0002_roles"),
+        ("webhooks", "0001_subscriptions_and_deliveries"),
     ]
 
     operations = [migrations.RunPython(sync, migrations.RunPython.noop)]
