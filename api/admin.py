@@ -58,7 +58,15 @@ class ApiClientAdmin(GuardedModelAdmin):
     list_filter = ("revoked_at",)
     search_fields = ("name", "description")
     filter_horizontal = ("suites", "corps")
-    fields = ("name", "description", "suites", "corps", "rate_limit_per_minute", "revoked_at")
+    fields = (
+        "name",
+        "description",
+        "suites",
+        "corps",
+        "scopes",
+        "rate_limit_per_minute",
+        "revoked_at",
+    )
     readonly_fields = ("revoked_at",)
     inlines = [ApiKeyInline]
     actions = ["issue_key", "revoke"]

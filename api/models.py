@@ -23,6 +23,10 @@ from wecom_provider.fieldcrypt import SealedSecret
 # one during a rotation.
 MAX_ACTIVE_KEYS = 2
 
+# Extra powers a client may hold beyond reading its tenants (none by default).
+SCOPE_WEBHOOKS_MANAGE = "webhooks:manage"
+SCOPE_CHOICES = [(SCOPE_WEBHOOKS_MANAGE, "manage its webhook subscriptions")]
+
 
 class ApiClient(models.Model):
     """An internal product calling ``/api/v1/``."""
@@ -44,6 +48,10 @@ class ApiClient(models.Model):
     revoked_at = models.DateTimeField(
         null=True, blank=True, help_text="set: every key of the client stops working at once"
     )
+    # e.g. ["webhooks:manage"]; empty: none (fail-closed for every client created before).
+    scopes = models.JSONField(
+        default=list, blank=True, help_text='extra scopes, e.g. ["webhooks:manage"]'
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,6 +70,16 @@ class ApiClient(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        known = {value for value, _ in SCOPE_CHOICES}
+        if not isinstance(self.scopes, list) or not set(self.scopes) <= known:
+            raise ValidationError({"scopes": f"a list of: {', '.join(sorted(known))}"})
+
+    def has_scope(self, scope: str) -> bool:
+        return isinstance(self.scopes, list) and scope in self.scopes
 
 
 class ApiKey(models.Model):

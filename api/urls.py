@@ -13,6 +13,7 @@ from api.views import events
 from api.views import licensing
 from api.views import tenants
 from api.views.fallback import NotFoundApi
+from webhooks.urls import urlpatterns as webhook_urls
 
 
 class WeComIdConverter:
@@ -85,6 +86,9 @@ v1 = [
     path(LICENSE + "app-info/", licensing.LicenseAppInfoApi.as_view(), name="license-app-info"),
     path("login/qr/", tenants.QrLoginApi.as_view(), name="qr-login"),
     path("events/", events.EventListApi.as_view(), name="events"),
+    # The webhooks app's routes (webhooks/urls.py), flattened so every /api/v1/ route is
+    # one URLPattern here (the auth and schema tests walk this list).
+    *(path("webhooks/" + str(p.pattern), p.callback, name=p.name) for p in webhook_urls),
 ]
 
 app_name = "api"

@@ -53,6 +53,19 @@ FEED_PREFIXES = {
 }
 # Single-use or short-lived codes never go on the feed.
 FEED_DROP_FIELDS = frozenset({"WelcomeCode", "AuthCode", "SuiteTicket", "ResponseCode"})
+# ...but these are pushed to webhook subscribers (never stored on the feed row): a
+# WelcomeCode is valid for 20 s and is the whole point of an add_external_contact.
+FEED_PUSH_ONLY = frozenset({"WelcomeCode"})
+# Event types the platform has no handler for reach products as this one type, with
+# their parsed fields minus anything secret (see _public_fields).
+GENERIC_FEED_TYPE = "wecom.unknown"
+# A field is secret when its name (case-insensitive) is one of these or contains one of
+# SECRET_MARKERS: codes that open a corp or an install, tickets, tokens, keys.
+SECRET_NAMES = frozenset(
+    name.lower()
+    for name in (*FEED_DROP_FIELDS, "PermanentCode", "PreAuthCode", "Code", "EncodingAESKey")
+)
+SECRET_MARKERS = ("secret", "token", "ticket", "authcode", "permanent", "password", "aeskey")
 
 
 @dataclass(frozen=True)
@@ -104,7 +117,7 @@ def _run(event: messages.Event, row: CallbackEvent) -> Outcome:
     prefix = FEED_PREFIXES.get(event.info_type)
     if prefix is not None:
         return _to_feed(event, row, prefix)
-    return Outcome(CallbackEvent.Status.IGNORED, f"no handler for {event.info_type}")
+    return _unhandled_to_feed(event, row)
 
 
 def _to_feed(event: messages.Event, row: CallbackEvent, prefix: str) -> Outcome:
@@ -112,10 +125,53 @@ def _to_feed(event: messages.Event, row: CallbackEvent, prefix: str) -> Outcome:
     corp = Corp.objects.filter(corpid=event.auth_corp_id).first() if event.auth_corp_id else None
     type_ = f"{prefix}.{event.change_type}" if event.change_type else prefix
     data = {k: v for k, v in event.raw.items() if k not in FEED_DROP_FIELDS}
+    codes = {k: event.raw[k] for k in FEED_PUSH_ONLY if event.raw.get(k)}
     entry = feed_publish(
-        type=type_, source_key=f"callback:{row.dedupe_key}", suite=suite, corp=corp, data=data
+        type=type_,
+        source_key=f"callback:{row.dedupe_key}",
+        suite=suite,
+        corp=corp,
+        data=data,
+        codes=codes,
     )
     return Outcome(CallbackEvent.Status.DONE, f"feed {type_}" + ("" if entry else " (already)"))
+
+
+def _unhandled_to_feed(event: messages.Event, row: CallbackEvent) -> Outcome:
+    """Pass an event with no handler on as GENERIC_FEED_TYPE; the row stays ``ignored``
+    (the platform did nothing with it). Without a known suite or corp no product could
+    see it, so nothing is published."""
+    ignored = f"no handler for {event.info_type}"
+    suite = Suite.objects.filter(suite_id=row.suite_id).first() if row.suite_id else None
+    corp = Corp.objects.filter(corpid=event.auth_corp_id).first() if event.auth_corp_id else None
+    if suite is None and corp is None:
+        return Outcome(CallbackEvent.Status.IGNORED, ignored)
+    feed_publish(
+        type=GENERIC_FEED_TYPE,
+        source_key=f"callback:{row.dedupe_key}",
+        suite=suite,
+        corp=corp,
+        data={
+            "info_type": event.info_type,
+            "change_type": event.change_type,
+            "fields": _public_fields(event.raw),
+        },
+    )
+    return Outcome(CallbackEvent.Status.IGNORED, f"{ignored}; on the feed as {GENERIC_FEED_TYPE}")
+
+
+def _is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_NAMES or any(marker in lowered for marker in SECRET_MARKERS)
+
+
+def _public_fields(value):
+    """Return ``value`` (parsed XML: dicts, lists, text) without secret fields, at any depth."""
+    if isinstance(value, dict):
+        return {k: _public_fields(v) for k, v in value.items() if not _is_secret(str(k))}
+    if isinstance(value, list):
+        return [_public_fields(v) for v in value]
+    return value
 
 
 def _admins_changed(event: messages.ChangeAppAdmin, row: CallbackEvent) -> Outcome:

@@ -15,7 +15,7 @@ OPERATOR = "operator"
 SECURITY_ADMIN = "security admin"
 
 # Apps whose view permissions make up the read-only console.
-CONSOLE_APPS = ("tenants", "licensing", "callbacks", "api")
+CONSOLE_APPS = ("tenants", "licensing", "callbacks", "api", "webhooks")
 
 OPERATOR_PERMISSIONS = (
     "tenants.refresh_suite_token",
@@ -31,6 +31,8 @@ OPERATOR_PERMISSIONS = (
     "licensing.refresh_licenseaccount",
     "licensing.sync_license_info",
     "licensing.reconcile_license_accounts",
+    "webhooks.replay_delivery",
+    "webhooks.enable_subscription",
 )
 
 SECURITY_ADMIN_PERMISSIONS = (
@@ -41,6 +43,9 @@ SECURITY_ADMIN_PERMISSIONS = (
     "api.revoke_apikey",
     "ops.rotate_keys",
     "tenants.create_test_install_link",
+    "webhooks.add_subscription",
+    "webhooks.change_subscription",
+    "webhooks.rotate_webhook_secret",
 )
 
 

@@ -1,6 +1,6 @@
 """The Celery application and the beat schedule.
 
-Run a worker with ``celery -A wecom_provider worker -Q priority,default`` and one
+Run a worker with ``celery -A wecom_provider worker -Q priority,default,webhooks`` and one
 beat with ``celery -A wecom_provider beat``. Every periodic task must still be
 safe to run twice: a second beat, a redelivery or a retry can fire it again.
 """
@@ -28,6 +28,8 @@ SCHEDULE: list[tuple[str, str, int]] = [
     ("license-orders-poll", "licensing.orders_poll_due", 2 * MIN),
     ("license-reconcile", "licensing.reconcile", 6 * 60 * MIN),
     ("license-expiry-scan", "licensing.expiry_scan", 60 * MIN),
+    ("webhook-deliveries-sweep", "webhooks.deliveries_sweep", 10),  # retries, lost messages
+    ("feed-prune", "webhooks.feed_prune", 60 * MIN),
 ]
 
 app.conf.beat_schedule = {

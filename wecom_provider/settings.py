@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "callbacks",
     "api",
     "ops",  # ops dashboard in the admin, scrape-time gauges
+    "webhooks",  # signed pushes of the event feed to products (webhooks/)
     "axes",  # admin login lockout (wecom_provider/observability/admin_throttle.py)
 ]
 
@@ -430,3 +431,12 @@ API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", default=600, mi
 # The event feed holds back events younger than this, so its id cursor never skips one
 # whose transaction committed late.
 API_EVENTS_SETTLE_SECONDS = env_int("API_EVENTS_SETTLE_SECONDS", default=2, minimum=0)
+
+# --- webhooks (webhooks/) ------------------------------------------------------------
+# Hosts (names, IPs or CIDR networks) a subscription may reach over http or at a
+# non-public address; everything else must be https to a public address.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", default=[])
+# A subscription whose deliveries have all failed for this long is disabled (and alerts).
+WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", default=5, minimum=1)
+# Feed rows older than this are pruned (rows a pending delivery still needs are kept).
+FEED_RETENTION_DAYS = env_int("FEED_RETENTION_DAYS", default=30, minimum=1)

@@ -37,10 +37,12 @@ from licensing.models import LicenseAccount
 from licensing.models import LicenseOrder
 from licensing.models import OrderStatus
 from ops import roles
+from tenants.feed import feed_publish
 from tests.api.conftest import install
+from webhooks import services as webhook_services
 from wecom_provider.adminperms import required_permissions
 
-APPS = ("tenants", "licensing", "callbacks", "api", "ops", "auth")
+APPS = ("tenants", "licensing", "callbacks", "api", "ops", "webhooks", "auth")
 # Django's own site-level admin pages: login, index and friends (no change; staff only).
 SITE_VIEWS = {
     "index",
@@ -114,7 +116,11 @@ def roles_users(django_user_model, plain_static) -> list[Role]:
 def rows(platform):
     """At least one row behind each action, so allowed actions really run."""
     authorization = install(platform)
-    api_services.api_client_create(name="crm", suite_ids=[platform.suite.suite_id])
+    client, _ = api_services.api_client_create(name="crm", suite_ids=[platform.suite.suite_id])
+    webhook_services.subscription_create(
+        client=client, url="https://93.184.216.34/hook", event_types=["*"]
+    )
+    feed_publish(type="tenant.changed", source_key="matrix", suite=platform.suite)
     event = CallbackEvent(
         endpoint=CallbackEvent.Endpoint.values[0],
         route_id=platform.suite.suite_id,

@@ -99,6 +99,29 @@ CELERY_TASK_OUTCOMES_TOTAL = Counter(
     ["task", "outcome"],
 )
 
+WEBHOOK_ATTEMPTS_TOTAL = Counter(
+    "wecom_webhook_attempts_total",
+    "Webhook delivery attempts by outcome (delivered, gone, http_error, no_answer, refused).",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "wecom_webhook_attempt_seconds",
+    "Duration of one webhook HTTP attempt (connect to answer read).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+# The latency products feel: the feed entry was published (callback processed) until
+# the first attempt left. The target is 2 s at p99 (a WelcomeCode lives 20 s).
+WEBHOOK_FIRST_ATTEMPT_DELAY_SECONDS = Histogram(
+    "wecom_webhook_first_attempt_delay_seconds",
+    "Seconds from a feed event's publication to its delivery's first attempt.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+)
+WEBHOOK_SUBSCRIPTIONS_DISABLED_TOTAL = Counter(
+    "wecom_webhook_subscriptions_disabled_total",
+    "Subscriptions disabled automatically, by reason (gone: a 410; failing: days of failures).",
+    ["reason"],
+)
+
 # --- computed at scrape time -------------------------------------------------------------
 
 GaugeValue = float | int
@@ -205,6 +228,17 @@ SCRAPE_TIME.declare(
     "wecom_license_accounts_expiring",
     "License accounts whose activation expires within the given number of days.",
     ["days"],
+)
+
+
+SCRAPE_TIME.declare(
+    "wecom_webhook_deliveries_pending",
+    "Webhook deliveries waiting for an attempt (due now or retrying later).",
+)
+SCRAPE_TIME.declare(
+    "wecom_webhook_subscriptions",
+    "Webhook subscriptions by state (enabled, failing: enabled with failures, disabled_<reason>).",
+    ["state"],
 )
 
 

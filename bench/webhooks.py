@@ -1,0 +1,205 @@
+"""Benchmark: callback acknowledged -> webhook received, at 50 callbacks/s.
+
+Run with `.venv/bin/python bench/webhooks.py` (`make bench` runs every bench/*.py).
+Starts throwaway PostgreSQL and Redis (or uses BENCH_DATABASE_URL / BENCH_REDIS_URL),
+migrates, registers a suite, an API client scoped to it and a webhook subscription to
+``contact.*`` pointing at a threaded HTTP receiver in this process. Serves the platform
+with gunicorn and runs one Celery worker on ``priority,default,webhooks`` (concurrency 2).
+
+Sends distinct encrypted change_contact callbacks at 50/s for 20 s (open loop); for
+each, latency = the receiver got the verified webhook (standardwebhooks) minus the
+moment the callback URL answered ``success``. Baseline, same process: a signed POST
+from here straight to the receiver (the HTTP hop alone). Target: p99 <= 2000 ms.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from standardwebhooks.webhooks import Webhook  # noqa: E402
+
+from bench.callbacks import AES_KEY  # noqa: E402
+from bench.callbacks import CORPID  # noqa: E402
+from bench.callbacks import SUITE_ID  # noqa: E402
+from bench.callbacks import TOKEN  # noqa: E402
+from bench.callbacks import manage  # noqa: E402
+from bench.callbacks import platform_env  # noqa: E402
+from bench.callbacks import prepare  # noqa: E402
+from bench.support.servers import pg_settings_line  # noqa: E402
+from bench.support.servers import stores  # noqa: E402
+from tests.support import celery_worker  # noqa: E402
+from tests.support import gunicorn_server  # noqa: E402
+from wecom_provider.wecom.crypto import CallbackCrypto  # noqa: E402
+
+RATE = 50
+SECONDS = 20
+TARGET_P99_MS = 2000.0
+SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+class Arrivals:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at: dict[str, float] = {}
+        self.bad = 0
+        self.hook = Webhook(SECRET)
+
+
+def receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            now = time.time()
+            try:
+                payload = arrivals.hook.verify(body, dict(self.headers.items()))
+                user = payload["data"].get("UserID", "")
+                with arrivals.lock:
+                    arrivals.at.setdefault(user, now)
+            except Exception:
+                with arrivals.lock:
+                    arrivals.bad += 1
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format, *args) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def subscribe(env: dict[str, str], url: str) -> None:
+    code = (
+        "from api import services as a; from webhooks.models import Subscription, new_uid\n"
+        f"c, _ = a.api_client_create(name='bench-webhooks', suite_ids=['{SUITE_ID}'])\n"
+        f"s = Subscription(uid=new_uid('sub'), client=c, url='{url}', event_types=['contact.*'])\n"
+        f"s.secret = '{SECRET}'\ns.save()\n"
+    )
+    manage(env, "shell", "-c", code)
+
+
+def callback(n: int, tag: str) -> tuple[str, bytes, str]:
+    ts = str(int(time.time()))
+    user = f"{tag}u{n:06d}"
+    xml = (
+        f"<xml><SuiteId><![CDATA[{SUITE_ID}]]></SuiteId><AuthCorpId>{CORPID}</AuthCorpId>"
+        f"<InfoType>change_contact</InfoType><TimeStamp>{ts}</TimeStamp>"
+        f"<ChangeType>create_user</ChangeType><UserID>{user}</UserID></xml>"
+    )
+    nonce = secrets.token_hex(8)
+    encrypt, signature = CallbackCrypto(TOKEN, AES_KEY, SUITE_ID).encrypt(xml, ts, nonce)
+    body = (
+        f"<xml><ToUserName><![CDATA[{SUITE_ID}]]></ToUserName><AgentID></AgentID>"
+        f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    ).encode()
+    query = urlencode({"msg_signature": signature, "timestamp": ts, "nonce": nonce})
+    return f"/callbacks/suite/{SUITE_ID}/command/?{query}", body, user
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else 0.0
+
+
+def main() -> None:
+    arrivals = Arrivals()
+    server = receiver(arrivals)
+    url = f"http://127.0.0.1:{server.server_address[1]}/in"
+    with stores() as found:
+        env = platform_env(found.database_url, found.redis_url)
+        env["WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
+        prepare(env)
+        subscribe(env, url)
+        print(pg_settings_line(found.database_url))
+        # Baseline: the HTTP hop alone, signed here and sent straight to the receiver.
+        hook, hop = Webhook(SECRET), []
+        with httpx.Client(trust_env=False, timeout=10) as http:
+            for n in range(200):
+                body = json.dumps({"data": {"UserID": f"base{n}"}})
+                at = datetime.now(UTC)
+                headers = {
+                    "webhook-id": f"b{n}",
+                    "webhook-timestamp": str(int(at.timestamp())),
+                    "webhook-signature": hook.sign(f"b{n}", at, body),
+                }
+                started = time.time()
+                http.post(url, content=body, headers=headers)
+                hop.append((arrivals.at[f"base{n}"] - started) * 1000)
+        with (
+            gunicorn_server(env=env, workers=2) as web,
+            celery_worker(env=env, queues="priority,default", concurrency=2),
+            # A dedicated webhooks worker, as docs/operations.md §8 recommends: slow
+            # receivers and callback batches never wait on each other.
+            celery_worker(env=env, queues="webhooks", concurrency=4),
+        ):
+            acked: dict[str, float] = {}
+            errors = 0
+            tag = secrets.token_hex(3)
+            http = httpx.Client(base_url=web.url, trust_env=False, timeout=10)
+
+            def send(n: int) -> None:
+                nonlocal errors
+                path, body, user = callback(n, tag)
+                response = http.post(path, content=body, headers={"Content-Type": "text/xml"})
+                if response.status_code == 200 and response.text == "success":
+                    acked[user] = time.time()
+                else:
+                    errors += 1
+
+            # Warm-up: the workers take seconds to start; measure only once a callback
+            # makes it all the way to the receiver.
+            for n in range(20):
+                send(900_000 + n)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not set(acked) <= set(arrivals.at):
+                time.sleep(0.2)
+            acked.clear()
+            start = time.monotonic()
+            with ThreadPoolExecutor(16) as pool:
+                for n in range(RATE * SECONDS):
+                    delay = start + n / RATE - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    pool.submit(send, n)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not set(acked) <= set(arrivals.at):
+                time.sleep(0.2)
+            http.close()
+    server.shutdown()
+    latencies = [(arrivals.at[u] - t) * 1000 for u, t in acked.items() if u in arrivals.at]
+    lost = len(acked) - len(latencies)
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    print(f"webhooks: {len(acked)} callbacks acknowledged at {RATE}/s, {errors} refused")
+    print(
+        f"  baseline (direct signed POST): p50 {percentile(hop, 0.5):.2f} ms  "
+        f"p99 {percentile(hop, 0.99):.2f} ms"
+    )
+    print(
+        f"  callback ack -> webhook received: p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
+        f"max {max(latencies, default=0):.1f} ms  lost {lost}  bad signatures {arrivals.bad}"
+    )
+    ok = p99 <= TARGET_P99_MS and lost == 0 and errors == 0 and arrivals.bad == 0
+    print(f"  target p99 <= {TARGET_P99_MS:.0f} ms, nothing lost: {'PASS' if ok else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
