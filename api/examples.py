@@ -111,6 +111,54 @@ BATCH = {
 }
 
 
+SUBSCRIPTION = {
+    "id": "sub_3fK9pQ2mX7",
+    "url": "https://crm.example.com/hooks/wecom",
+    "event_types": ["external_contact.*", "tenant.changed"],
+    "description": "CRM: new customers",
+    "enabled": True,
+    "disabled_reason": "",
+    "disabled_at": None,
+    "failing_since": None,
+    "created_at": WHEN,
+}
+DELIVERY = {
+    "id": "dlv_8Hq2Lw0Zc1",
+    "webhook_id": "evt_1024",
+    "type": "external_contact.added",
+    "cursor": "1024",
+    "event_at": WHEN,
+    "status": "delivered",
+    "attempts": 2,
+    "next_attempt_at": None,
+    "last_status_code": 200,
+    "last_error": "",
+    "replay": False,
+    "log": [
+        {
+            "number": 1,
+            "started_at": WHEN,
+            "duration_ms": 10004,
+            "status_code": None,
+            "outcome": "failed",
+            "error": "timeout",
+            "response_excerpt": "",
+        },
+        {
+            "number": 2,
+            "started_at": WHEN,
+            "duration_ms": 41,
+            "status_code": 200,
+            "outcome": "delivered",
+            "error": "",
+            "response_excerpt": "ok",
+        },
+    ],
+}
+# Made up: a real whsec_ secret is shown only in the answer that created or rotated it.
+EXAMPLE_WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
 def _response(name: str, value, *, status: str = "200") -> OpenApiExample:
     return OpenApiExample(name, value=value, response_only=True, status_codes=[status])
 
@@ -120,6 +168,31 @@ def _request(name: str, value) -> OpenApiExample:
 
 
 EXAMPLES: dict[str, list[OpenApiExample]] = {
+    "webhook_subscriptions_list": [_response("one subscription", [SUBSCRIPTION])],
+    "webhook_subscriptions_create": [
+        _request(
+            "customer adds and tenant changes",
+            {
+                "url": SUBSCRIPTION["url"],
+                "event_types": SUBSCRIPTION["event_types"],
+                "description": SUBSCRIPTION["description"],
+            },
+        ),
+        _response(
+            "created (secret shown once)",
+            {**SUBSCRIPTION, "secret": EXAMPLE_WEBHOOK_SECRET},
+            status="201",
+        ),
+    ],
+    "webhook_subscription_get": [_response("a subscription", SUBSCRIPTION)],
+    "webhook_subscription_update": [
+        _request("pause it", {"enabled": False}),
+        _response("paused", {**SUBSCRIPTION, "enabled": False, "disabled_reason": "by client"}),
+    ],
+    "webhook_subscription_rotate_secret": [
+        _response("the new secret (shown once)", {"secret": EXAMPLE_WEBHOOK_SECRET})
+    ],
+    "webhook_deliveries_list": [_response("newest deliveries", [DELIVERY])],
     "suites_list": [
         _response(
             "a suite",

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from api.exceptions import TenantNotFound
 from api.models import SCOPE_WEBHOOKS_MANAGE
+from api.examples import examples_for
 from api.views.base import ApiView
 from api.views.base import error_responses
 from webhooks import selectors
@@ -57,6 +58,7 @@ class SubscriptionListApi(WebhooksApi):
 
     @extend_schema(
         operation_id="webhook_subscriptions_list",
+        examples=examples_for("webhook_subscriptions_list"),
         responses={200: SubscriptionOutput(many=True), **error_responses(403)},
     )
     def get(self, request):
@@ -65,6 +67,7 @@ class SubscriptionListApi(WebhooksApi):
 
     @extend_schema(
         operation_id="webhook_subscriptions_create",
+        examples=examples_for("webhook_subscriptions_create"),
         request=SubscriptionInput,
         responses={201: SubscriptionCreatedOutput, **error_responses(400, 403)},
     )
@@ -91,6 +94,7 @@ class SubscriptionDetailApi(OneSubscriptionApi):
 
     @extend_schema(
         operation_id="webhook_subscription_get",
+        examples=examples_for("webhook_subscription_get"),
         responses={200: SubscriptionOutput, **error_responses(403)},
     )
     def get(self, request, uid):
@@ -98,6 +102,7 @@ class SubscriptionDetailApi(OneSubscriptionApi):
 
     @extend_schema(
         operation_id="webhook_subscription_update",
+        examples=examples_for("webhook_subscription_update"),
         request=SubscriptionUpdateInput,
         responses={200: SubscriptionOutput, **error_responses(400, 403)},
     )
@@ -129,6 +134,7 @@ class SubscriptionSecretRotateApi(OneSubscriptionApi):
 
     @extend_schema(
         operation_id="webhook_subscription_rotate_secret",
+        examples=examples_for("webhook_subscription_rotate_secret"),
         request=None,
         responses={200: SecretOutput, **error_responses(403)},
     )
@@ -144,6 +150,7 @@ class DeliveryListApi(OneSubscriptionApi):
 
     @extend_schema(
         operation_id="webhook_deliveries_list",
+        examples=examples_for("webhook_deliveries_list"),
         responses={200: DeliveryOutput(many=True), **error_responses(403)},
     )
     def get(self, request, uid):
