@@ -14,9 +14,9 @@ from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from api.examples import examples_for
 from api.exceptions import TenantNotFound
 from api.models import SCOPE_WEBHOOKS_MANAGE
-from api.examples import examples_for
 from api.views.base import ApiView
 from api.views.base import error_responses
 from webhooks import selectors
