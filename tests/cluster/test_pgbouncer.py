@@ -121,7 +121,7 @@ def test_advisory_lock_lives_in_its_own_transaction():
 
 
 def _queued_event_ids(client: redis.Redis) -> list[int]:
-    """Event ids in the process_callbacks messages waiting in the broker's queues."""
+    """Event ids in the process_batch messages waiting in the broker's queues."""
     ids: list[int] = []
     # Kombu keeps one Redis list per queue and priority step ("default", "default\x06\x163").
     queues = [key for key in client.scan_iter() if client.type(key) == b"list"]
@@ -129,7 +129,7 @@ def _queued_event_ids(client: redis.Redis) -> list[int]:
     for queue in queues:
         for raw in client.lrange(queue, 0, -1):
             message = json.loads(raw)
-            if message["headers"]["task"] != "callbacks.process_callbacks":
+            if message["headers"]["task"] != "callbacks.process_batch":
                 continue
             body = message["body"]
             if message["properties"].get("body_encoding") == "base64":
