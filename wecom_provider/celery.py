@@ -33,11 +33,16 @@ SCHEDULE: list[tuple[str, str, int]] = [
 ]
 
 
-def beat_schedule(scale: float = 1.0) -> dict:
-    """The schedule for ``app.conf.beat_schedule``; ``scale`` shortens every period."""
+def beat_schedule(scale: float = 1.0, overrides: dict[str, float] | None = None) -> dict:
+    """The schedule for ``app.conf.beat_schedule``; ``scale`` shortens every period,
+    ``overrides`` sets single entries' periods (seconds)."""
+    overrides = overrides or {}
+    unknown = set(overrides) - {name for name, _, _ in SCHEDULE}
+    if unknown:
+        raise ValueError(f"no beat entries named {sorted(unknown)}")
     schedule = {}
     for name, task, period in SCHEDULE:
-        seconds = max(1.0, period * scale)
+        seconds = max(1.0, overrides.get(name, period * scale))
         schedule[name] = {
             "task": task,
             "schedule": seconds,
@@ -52,7 +57,10 @@ def _install_schedule(sender, **kwargs) -> None:
     # must not need a configured environment).
     from django.conf import settings
 
-    sender.conf.beat_schedule = beat_schedule(getattr(settings, "BEAT_PERIOD_SCALE", 1.0))
+    sender.conf.beat_schedule = beat_schedule(
+        getattr(settings, "BEAT_PERIOD_SCALE", 1.0),
+        getattr(settings, "BEAT_PERIOD_OVERRIDES", {}),
+    )
 
 
 @app.task(name="wecom_provider.ping", ignore_result=False, soft_time_limit=5, time_limit=10)

@@ -245,6 +245,14 @@ except ValueError:
     raise ImproperlyConfigured("BEAT_PERIOD_SCALE must be a number") from None
 if not 0 < BEAT_PERIOD_SCALE <= 1:
     raise ImproperlyConfigured("BEAT_PERIOD_SCALE must be in (0, 1]")
+# "name=seconds,…": the period of single entries (tests watch one tick closely).
+BEAT_PERIOD_OVERRIDES: dict[str, float] = {}
+for _item in env_list("BEAT_PERIOD_OVERRIDES", default=[]):
+    _name, _, _seconds = _item.partition("=")
+    try:
+        BEAT_PERIOD_OVERRIDES[_name.strip()] = float(_seconds)
+    except ValueError:
+        raise ImproperlyConfigured("BEAT_PERIOD_OVERRIDES must be name=seconds,…") from None
 
 # --- DRF / OpenAPI -------------------------------------------------------------
 REST_FRAMEWORK = {
