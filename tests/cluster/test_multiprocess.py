@@ -9,6 +9,7 @@ WeCom calls are doubled (license-reconcile makes exactly one list_order call a t
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -149,14 +150,14 @@ def test_two_servers_three_workers_two_beats_through_pgbouncer(pgbouncer, settin
             sends(logs[0], "license-reconcile") + sends(logs[1], "license-reconcile")
         )
         assert len(all_sends) >= before + 3
-        gaps = [b - a for a, b in zip(all_sends, all_sends[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(all_sends)]
         assert min(gaps) >= PERIOD * 0.5, gaps
         # And WeCom saw no doubled tick: at most one list_order call per send, and its
         # calls are as far apart as the ticks.
         calls = sorted(r["time"] for r in sandbox.state.requests if r["endpoint"] == "list_order")
         assert calls, "the ticks made no WeCom call"
         assert len(calls) <= len(all_sends)
-        call_gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        call_gaps = [b - a for a, b in itertools.pairwise(calls)]
         assert not call_gaps or min(call_gaps) >= PERIOD * 0.5, call_gaps
     finally:
         sandbox.stop()
