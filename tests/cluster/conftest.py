@@ -10,11 +10,13 @@ from tests.support import pgbouncer_server
 
 
 @pytest.fixture(scope="session")
-def pgbouncer(django_db_setup, django_db_blocker):
+def pgbouncer(django_db_setup):
     """One PgBouncer for the session, in front of the server holding the test database.
 
     Depends on django_db_setup so it stops (closing its server connections) before
-    pytest-django drops the test database.
+    pytest-django drops the test database. Expects the throwaway cluster `make test`
+    starts (trust auth, user postgres); a TEST_DATABASE_URL with a password is not
+    supported by this profile.
     """
     from django.db import connection
 
