@@ -88,6 +88,16 @@ ensure_postgres() {
   pg_bindir >/dev/null || die "PostgreSQL server binaries not found after install"
 }
 
+# PgBouncer (tests/cluster run the hot paths and the multi-process test through it, in
+# transaction pooling). Debian ships the binary in /usr/sbin.
+ensure_pgbouncer() {
+  if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+    apt_install pgbouncer
+  fi
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] ||
+    die "pgbouncer still missing after installing it"
+}
+
 # PostgreSQL refuses to run as root: run its binaries as an unprivileged user then.
 PG_USER=""
 pg_run() {

@@ -61,7 +61,8 @@ fi
 # after its retries: start it only once the web process answers.
 wait_http "$PUBLIC_BASE_URL/healthz" 60 || die "the web process did not start"
 "$PY" -m celery -A wecom_provider worker -Q priority,default,webhooks --concurrency 2 -l info & PIDS+=($!)
-"$PY" -m celery -A wecom_provider beat -s var/celerybeat-schedule -l info & PIDS+=($!)
+# redbeat (settings): the schedule and the leader lock live in Redis, no schedule file.
+"$PY" -m celery -A wecom_provider beat -l info & PIDS+=($!)
 "$PY" manage.py wecom_sandbox --port "$SANDBOX_PORT" --callback-base "$PUBLIC_BASE_URL" \
   --ticket-interval "$TICKET_INTERVAL" --snapshot var/sandbox.json & PIDS+=($!)
 

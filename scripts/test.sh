@@ -9,6 +9,7 @@ cd "$ROOT_DIR"
 ensure_venv requirements-dev.txt
 ensure_redis  # redis-server is also needed by tests that start and stop their own Redis
 ensure_postgres
+ensure_pgbouncer  # tests/cluster: hot paths, locks and the multi-process test behind it
 ensure_command chromedriver chromium chromium-driver  # browser tests (tests/browser)
 
 RUN_DIR="$(mktemp -d /tmp/wecom-test.XXXXXX)"

@@ -41,11 +41,11 @@ from enum import StrEnum
 
 import redis
 from django.core.cache import cache
-from django.db import connection
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
+from wecom_provider import pglocks
 from wecom_provider.observability import remember_secret
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComError
@@ -220,18 +220,11 @@ def credential_lock(key: str) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def _database_lock(key: str) -> Iterator[None]:
-    if connection.vendor != "postgresql":
-        yield  # SQLite (make run) serialises writers itself
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+def _database_lock(key: str):
+    # Transaction-scoped on a connection of its own: holds behind PgBouncer's
+    # transaction pooling, where a session lock and its unlock can land on different
+    # server connections (wecom_provider/pglocks.py).
+    return pglocks.advisory_lock(key)
 
 
 # --- the fetcher ----------------------------------------------------------------------------

@@ -397,3 +397,157 @@ def gunicorn_server(
             process.wait()
         with contextlib.suppress(OSError):
             os.unlink(log_path)
+
+
+# --- PgBouncer ----------------------------------------------------------------------------
+
+
+def pgbouncer_bin() -> str:
+    found = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+    )
+    assert found, "pgbouncer is not installed (make test installs it: scripts/lib.sh)"
+    return found
+
+
+@dataclass
+class PgBouncer:
+    """A PgBouncer in transaction pooling in front of one PostgreSQL server."""
+
+    port: int
+    process: subprocess.Popen
+    directory: str
+    pool_size: int
+
+    def url(self, database: str, user: str = "postgres") -> str:
+        return f"postgres://{quote(user, safe='')}@127.0.0.1:{self.port}/{quote(database, safe='')}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return Path(self.directory, "pgbouncer.log").read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def show(self, what: str) -> list[dict]:
+        """Rows of the admin console's ``SHOW <what>`` (pools, servers, clients…)."""
+        import psycopg
+
+        with (
+            psycopg.connect(
+                host="127.0.0.1",
+                port=self.port,
+                dbname="pgbouncer",
+                user="postgres",
+                autocommit=True,
+                prepare_threshold=None,
+            ) as conn,
+            conn.cursor() as cursor,
+        ):
+            cursor.execute(f"SHOW {what}")
+            names = [c.name for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@contextlib.contextmanager
+def pgbouncer_server(
+    *, upstream_host: str, upstream_port: int, pool_size: int = 10, max_client_conn: int = 400
+) -> Iterator[PgBouncer]:
+    """Run PgBouncer (pool_mode=transaction, trust auth) in front of ``upstream``.
+
+    Every database name passes through (``*``). ``pool_size`` server connections per
+    database and user: small on purpose, so clients really share server connections.
+    """
+    directory = tempfile.mkdtemp(prefix="wecom-pgbouncer-")
+    port = free_port()
+    Path(directory, "userlist.txt").write_text('"postgres" ""\n')
+    Path(directory, "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={upstream_host} port={upstream_port}\n"
+        "[pgbouncer]\n"
+        "listen_addr = 127.0.0.1\n"
+        f"listen_port = {port}\n"
+        "unix_socket_dir =\n"
+        "auth_type = trust\n"
+        f"auth_file = {directory}/userlist.txt\n"
+        "admin_users = postgres\n"
+        "pool_mode = transaction\n"
+        f"default_pool_size = {pool_size}\n"
+        "min_pool_size = 0\n"
+        "reserve_pool_size = 0\n"
+        f"max_client_conn = {max_client_conn}\n"
+        "server_lifetime = 3600\n"
+        "ignore_startup_parameters = extra_float_digits\n"
+        f"logfile = {directory}/pgbouncer.log\n"
+        f"pidfile = {directory}/pgbouncer.pid\n"
+    )
+    command = [pgbouncer_bin(), os.path.join(directory, "pgbouncer.ini")]
+    user = _pg_user()
+    if user:  # pgbouncer refuses to run as root
+        shutil.chown(directory, user=user)
+        for name in os.listdir(directory):
+            shutil.chown(os.path.join(directory, name), user=user)
+        command = ["runuser", "-u", user, "--", *command]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    bouncer = PgBouncer(port=port, process=process, directory=directory, pool_size=pool_size)
+    try:
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"pgbouncer exited:\n{bouncer.log_tail()}")
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(up, timeout=20, interval=0.1, message="pgbouncer to listen")
+        yield bouncer
+    finally:
+        _stop_group(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _stop_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# --- Celery beat --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def celery_beat(*, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """Run a real ``celery beat`` (the redbeat scheduler from settings) for the block.
+
+    INFO level: the log shows "Acquired lock" and each "Sending due task" line.
+    """
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "wecom_provider",
+            "beat",
+            "-l",
+            "info",
+            "--pidfile=",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        _stop_group(process)
+        log.close()

@@ -1,8 +1,10 @@
 """The Celery application and the beat schedule.
 
-Run a worker with ``celery -A wecom_provider worker -Q priority,default,webhooks`` and one
-beat with ``celery -A wecom_provider beat``. Every periodic task must still be
-safe to run twice: a second beat, a redelivery or a retry can fire it again.
+Run a worker with ``celery -A wecom_provider worker -Q priority,default,webhooks`` and
+beats with ``celery -A wecom_provider beat`` (as many as you like: the redbeat scheduler
+set in settings lets one lead and keeps the others as standbys). Every periodic task
+must still be safe to run twice: a redelivery, a retry or a leader that dies between
+sending a tick and recording it can fire it again.
 """
 
 from __future__ import annotations
@@ -32,10 +34,35 @@ SCHEDULE: list[tuple[str, str, int]] = [
     ("feed-prune", "webhooks.feed_prune", 60 * MIN),
 ]
 
-app.conf.beat_schedule = {
-    name: {"task": task, "schedule": period, "options": {"expires": period * 0.9}}
-    for name, task, period in SCHEDULE
-}
+
+def beat_schedule(scale: float = 1.0, overrides: dict[str, float] | None = None) -> dict:
+    """The schedule for ``app.conf.beat_schedule``; ``scale`` shortens every period,
+    ``overrides`` sets single entries' periods (seconds)."""
+    overrides = overrides or {}
+    unknown = set(overrides) - {name for name, _, _ in SCHEDULE}
+    if unknown:
+        raise ValueError(f"no beat entries named {sorted(unknown)}")
+    schedule = {}
+    for name, task, period in SCHEDULE:
+        seconds = max(1.0, overrides.get(name, period * scale))
+        schedule[name] = {
+            "task": task,
+            "schedule": seconds,
+            "options": {"expires": seconds * 0.9},
+        }
+    return schedule
+
+
+@app.on_after_configure.connect
+def _install_schedule(sender, **kwargs) -> None:
+    # After Celery has loaded Django's settings (not at import: importing the package
+    # must not need a configured environment).
+    from django.conf import settings
+
+    sender.conf.beat_schedule = beat_schedule(
+        getattr(settings, "BEAT_PERIOD_SCALE", 1.0),
+        getattr(settings, "BEAT_PERIOD_OVERRIDES", {}),
+    )
 
 
 @app.task(name="wecom_provider.ping", ignore_result=False, soft_time_limit=5, time_limit=10)

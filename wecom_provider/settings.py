@@ -142,6 +142,34 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Persistent connections (seconds; 0 closes each at the end of its request or task).
+# Behind PgBouncer a kept client connection costs no PostgreSQL backend, only a slot
+# of pgbouncer's max_client_conn.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int(
+    "DATABASE_CONN_MAX_AGE", default=DATABASES["default"].get("CONN_MAX_AGE", 0), minimum=0
+)
+# DATABASE_POOLER names what sits between us and PostgreSQL. "pgbouncer-transaction":
+# PgBouncer in transaction pooling, where each transaction (each statement in
+# autocommit) may run on a different server connection. Nothing may then outlive a
+# transaction on the server side (docs/operations.md, "Behind PgBouncer"):
+# - no server-side cursors: QuerySet.iterator() would DECLARE a WITH HOLD cursor on one
+#   server connection and FETCH from another;
+# - no prepared statements: psycopg prepares a statement after prepare_threshold runs
+#   and reuses the name on whatever server connection comes next (Django turns this
+#   off by default; pinned here so a ?prepare_threshold= in DATABASE_URL cannot undo it);
+# - no session-level advisory locks: wecom_provider/pglocks.py holds them in a
+#   transaction on a connection of their own.
+# SET TIME ZONE at connect is fine: PgBouncer tracks TimeZone per client.
+DATABASE_POOLER = env_str("DATABASE_POOLER", "")
+if DATABASE_POOLER not in ("", "pgbouncer-transaction"):
+    raise ImproperlyConfigured("DATABASE_POOLER must be empty or 'pgbouncer-transaction'")
+if DATABASE_POOLER:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_POOLER needs a postgres:// DATABASE_URL")
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+    DATABASES["default"]["OPTIONS"].pop("server_side_binding", None)
+
 REDIS_URL = env_url("REDIS_URL", default="redis://127.0.0.1:6379/0", schemes=("redis", "rediss"))
 CACHES = {
     "default": {
@@ -206,6 +234,40 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_RESULT_EXPIRES = 60 * 60
 CELERY_TIMEZONE = "UTC"
+
+# --- beat: one leader (celery-redbeat) ---------------------------------------------
+# Any number of `celery beat` processes may run (one per zone, two pods): each takes a
+# lock in Redis before it schedules anything; the others wait. The leader renews the
+# lock every loop (at most CELERY_BEAT_MAX_LOOP_INTERVAL apart); when it dies without
+# releasing it, the lock expires after CELERY_REDBEAT_LOCK_TIMEOUT and a standby takes over
+# within that plus one loop (default: 30 + 5 s, inside the 60 s we promise). The
+# schedule itself stays in wecom_provider/celery.py; redbeat copies it into Redis
+# with each entry's last run, so a new leader neither repeats nor skips a tick.
+CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = env_int("BEAT_MAX_LOOP_INTERVAL", default=5, minimum=1)
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
+CELERY_REDBEAT_KEY_PREFIX = "wcp:redbeat:"
+CELERY_REDBEAT_LOCK_KEY = "wcp:redbeat::lock"
+CELERY_REDBEAT_LOCK_TIMEOUT = env_int("REDBEAT_LOCK_TIMEOUT", default=30, minimum=2)
+if CELERY_REDBEAT_LOCK_TIMEOUT <= CELERY_BEAT_MAX_LOOP_INTERVAL:
+    # The leader renews once a loop: a shorter lock would lapse between renewals.
+    raise ImproperlyConfigured("REDBEAT_LOCK_TIMEOUT must exceed BEAT_MAX_LOOP_INTERVAL")
+# Every period of the schedule is multiplied by this (tests run beats in minutes
+# instead of hours); 1 in production.
+try:
+    BEAT_PERIOD_SCALE = float(env_str("BEAT_PERIOD_SCALE", "1"))
+except ValueError:
+    raise ImproperlyConfigured("BEAT_PERIOD_SCALE must be a number") from None
+if not 0 < BEAT_PERIOD_SCALE <= 1:
+    raise ImproperlyConfigured("BEAT_PERIOD_SCALE must be in (0, 1]")
+# "name=seconds,…": the period of single entries (tests watch one tick closely).
+BEAT_PERIOD_OVERRIDES: dict[str, float] = {}
+for _item in env_list("BEAT_PERIOD_OVERRIDES", default=[]):
+    _name, _, _seconds = _item.partition("=")
+    try:
+        BEAT_PERIOD_OVERRIDES[_name.strip()] = float(_seconds)
+    except ValueError:
+        raise ImproperlyConfigured("BEAT_PERIOD_OVERRIDES must be name=seconds,…") from None
 
 # --- DRF / OpenAPI -------------------------------------------------------------
 REST_FRAMEWORK = {
