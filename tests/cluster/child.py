@@ -34,12 +34,12 @@ def main(argv: list[str]) -> None:
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     mode, parties = argv[0], int(argv[1])
     if mode == "lock":
-        from tenants import credentials
+        from tenants import fetching
 
         key, rounds, how = argv[2], int(argv[3]), argv[4]
         _barrier(client, key, parties)
         for _ in range(rounds):
-            guard = credentials._database_lock(key) if how == "locked" else contextlib.nullcontext()
+            guard = fetching._database_lock(key) if how == "locked" else contextlib.nullcontext()
             with guard:
                 # The race the lock must close: read, wait, write back.
                 value = int(client.get(f"counter:{key}") or 0)
