@@ -20,6 +20,7 @@ from api.models import ApiKey
 from api.models import AuditLog
 from api.models import JsapiTicket
 from wecom_provider.adminperms import GuardedModelAdmin
+from wecom_provider.adminperms import ReadOnlyInline
 
 
 def _key_page(request, model_admin, issued: list[tuple[ApiClient, str]]) -> TemplateResponse:
@@ -38,18 +39,9 @@ def _key_page(request, model_admin, issued: list[tuple[ApiClient, str]]) -> Temp
     return response
 
 
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(ReadOnlyInline):
     model = ApiKey
-    extra = 0
-    can_delete = False
     fields = ("display", "created_at", "created_by", "expires_at", "revoked_at", "last_used_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ApiClient)

@@ -26,6 +26,7 @@ from licensing.models import LicenseRenewJob
 from licensing.models import OrderStatus
 from licensing.models import UnlicensedMember
 from wecom_provider.adminperms import GuardedModelAdmin
+from wecom_provider.adminperms import ReadOnlyInline
 from wecom_provider.wecom.errors import WeComError
 
 
@@ -70,17 +71,11 @@ class SyncDueFilter(admin.SimpleListFilter):
         return queryset
 
 
-class SubOrderInline(admin.TabularInline):
+class SubOrderInline(ReadOnlyInline):
     model = LicenseOrder
     fk_name = "parent"
     fields = ("order_id", "corp", "status", "base_count", "external_contact_count", "price")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LicenseOrder)
@@ -379,15 +374,9 @@ class LicenseNewOrderJobAdmin(ReadOnlyMixin, GuardedModelAdmin):
         return len(job.buy_list)
 
 
-class BatchItemErrorInline(admin.TabularInline):
+class BatchItemErrorInline(ReadOnlyInline):
     model = LicenseBatchItemError
     fields = ("item", "errcode", "errmsg", "local")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LicenseBatch)

@@ -30,6 +30,7 @@ from tenants.models import FeedEvent
 from tenants.models import Provider
 from tenants.models import Suite
 from wecom_provider.adminperms import GuardedModelAdmin
+from wecom_provider.adminperms import ReadOnlyInline
 from wecom_provider.adminperms import admin_view_requiring
 from wecom_provider.wecom.errors import WeComError
 
@@ -203,15 +204,9 @@ class CorpAdmin(GuardedModelAdmin):
         return False
 
 
-class HistoryInline(admin.TabularInline):
+class HistoryInline(ReadOnlyInline):
     model = AuthorizationHistory
-    extra = 0
-    can_delete = False
-    readonly_fields = ("created_at", "action", "from_status", "to_status", "actor", "detail")
-    fields = readonly_fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+    fields = ("created_at", "action", "from_status", "to_status", "actor", "detail")
 
 
 class TokenExpiryFilter(admin.SimpleListFilter):

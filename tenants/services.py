@@ -451,16 +451,12 @@ def _authorization_upsert(
     if seen is not None and lifecycle.snapshot(authorization) != seen:
         return None
     if decision == lifecycle.SUPERSEDE and authorization is not None:
-        older = lifecycle.verdict(authorization, event) == lifecycle.SUPERSEDE
-        why = (
-            "a newer event is already applied"
-            if older
-            else "a tie, and WeCom no longer accepts the permanent code it granted"
+        superseded = _supersede(
+            authorization,
+            event,
+            newer="a newer event is already applied",
+            tie="a tie, and WeCom no longer accepts the permanent code it granted",
         )
-        superseded = EventSuperseded(
-            "older" if older else "tie", lifecycle.superseded_message(authorization, event, why)
-        )
-        _record_superseded(authorization, event, str(superseded))
         return authorization, superseded
     now = timezone.now()
     created = authorization is None
@@ -521,6 +517,23 @@ def _authorization_upsert(
     credential = credentials.credential_row(authorization)
     CredentialToken.objects.filter(pk=credential.pk).update(refresh_enabled=True)
     return authorization, None
+
+
+def _supersede(
+    authorization: Authorization, event: LifecycleEvent, *, newer: str, tie: str
+) -> EventSuperseded:
+    """Record on the history why ``event`` changed nothing; return the explanation.
+
+    ``newer`` explains an event older than the stored one, ``tie`` one in the same second
+    that WeCom's answer decided against.
+    """
+    older = lifecycle.verdict(authorization, event) == lifecycle.SUPERSEDE
+    superseded = EventSuperseded(
+        "older" if older else "tie",
+        lifecycle.superseded_message(authorization, event, newer if older else tie),
+    )
+    _record_superseded(authorization, event, str(superseded))
+    return superseded
 
 
 def _record_superseded(authorization: Authorization, event: LifecycleEvent, message: str) -> None:
@@ -822,17 +835,12 @@ def _cancel_apply(
         )
         return "cancelled before its install was seen"
     if decision == lifecycle.SUPERSEDE:
-        older = lifecycle.verdict(authorization, event) == lifecycle.SUPERSEDE
-        why = (
-            "a newer install is already applied"
-            if older
-            else "a tie, and WeCom still accepts the stored permanent code: the install is later"
+        return _supersede(
+            authorization,
+            event,
+            newer="a newer install is already applied",
+            tie="a tie, and WeCom still accepts the stored permanent code: the install is later",
         )
-        superseded = EventSuperseded(
-            "older" if older else "tie", lifecycle.superseded_message(authorization, event, why)
-        )
-        _record_superseded(authorization, event, str(superseded))
-        return superseded
     if decision == lifecycle.DUPLICATE:
         return "already cancelled"
     previous = authorization.status

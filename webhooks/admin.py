@@ -23,6 +23,7 @@ from webhooks.models import Delivery
 from webhooks.models import Subscription
 from webhooks.models import new_uid
 from wecom_provider.adminperms import GuardedModelAdmin
+from wecom_provider.adminperms import ReadOnlyInline
 from wecom_provider.adminperms import admin_view_requiring
 
 
@@ -174,10 +175,8 @@ class ReplayRangeForm(forms.Form):
     end = forms.DateTimeField(help_text="UTC, inclusive")
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnlyInline):
     model = Attempt
-    extra = 0
-    can_delete = False
     fields = (
         "number",
         "started_at",
@@ -188,13 +187,6 @@ class AttemptInline(admin.TabularInline):
         "request_excerpt",
         "response_excerpt",
     )
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Delivery)

@@ -87,3 +87,23 @@ def required_permissions(view: Callable) -> tuple[str, ...] | None:
             return perms
         view = getattr(view, "__wrapped__", None)
     return None
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A record shown beside its parent that no admin page writes (history, attempts...).
+
+    Set ``model`` and ``fields``; every field is read-only, and nobody adds, changes or
+    deletes rows here: they are written by services only.
+    """
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields or ()
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
