@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import resource
 import secrets
 import sys
 import threading
@@ -42,6 +43,7 @@ from bench.callbacks import TOKEN  # noqa: E402
 from bench.callbacks import manage  # noqa: E402
 from bench.callbacks import platform_env  # noqa: E402
 from bench.callbacks import prepare  # noqa: E402
+from bench.support.servers import cpu_seconds  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
 from tests.support import celery_worker  # noqa: E402
@@ -81,7 +83,13 @@ def receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
         def log_message(self, format, *args) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        # A real receiver's accept queue (nginx: 511), not http.server's 5: the
+        # webhooks worker sends a batch's deliveries side by side, and a full queue
+        # drops the SYN, which the kernel resends a whole second later.
+        request_queue_size = 512
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -120,6 +128,32 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else 0.0
 
 
+STAGE_SQL = """
+SELECT fe.data->>'UserID',
+       extract(epoch FROM ce.received_at), extract(epoch FROM ce.claimed_at),
+       extract(epoch FROM ce.processed_at), extract(epoch FROM d.created_at),
+       extract(epoch FROM pg_xact_commit_timestamp(fe.xmin)),
+       extract(epoch FROM d.first_attempt_at)
+FROM tenants_feedevent fe
+JOIN callbacks_callbackevent ce ON fe.source_key = 'callback:' || ce.dedupe_key
+JOIN webhooks_delivery d ON d.feed_event_id = fe.id AND d.replay_of_id IS NULL
+"""
+
+
+def stage_rows(database_url: str) -> dict[str, tuple]:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        try:
+            rows = conn.execute(STAGE_SQL).fetchall()
+        except psycopg.errors.ObjectNotInPrerequisiteState:
+            conn.rollback()
+            rows = conn.execute(
+                STAGE_SQL.replace("pg_xact_commit_timestamp(fe.xmin)", "NULL::timestamptz")
+            ).fetchall()
+    return {r[0]: tuple(float(x) if x is not None else None for x in r[1:]) for r in rows}
+
+
 def main() -> None:
     arrivals = Arrivals()
     server = receiver(arrivals)
@@ -146,10 +180,10 @@ def main() -> None:
                 hop.append((arrivals.at[f"base{n}"] - started) * 1000)
         with (
             gunicorn_server(env=env, workers=2) as web,
-            celery_worker(env=env, queues="priority,default", concurrency=2),
+            celery_worker(env=env, queues="priority,default", concurrency=2) as callbacks_worker,
             # A dedicated webhooks worker, as docs/operations.md §8 recommends: slow
             # receivers and callback batches never wait on each other.
-            celery_worker(env=env, queues="webhooks", concurrency=4),
+            celery_worker(env=env, queues="webhooks", concurrency=4) as webhooks_worker,
         ):
             acked: dict[str, float] = {}
             errors = 0
@@ -173,6 +207,16 @@ def main() -> None:
             while time.monotonic() < deadline and not set(acked) <= set(arrivals.at):
                 time.sleep(0.2)
             acked.clear()
+            roots = {
+                "gunicorn": web.process.pid,
+                "callbacks worker": callbacks_worker.pid,
+                "webhooks worker": webhooks_worker.pid,
+                "postgres": found.postmaster_pid,
+                "redis": found.redis_pid,
+            }
+            cpu_before = {name: cpu_seconds(pid) for name, pid in roots.items()}
+            own_before = _own_cpu()
+            load_before = os.getloadavg()
             start = time.monotonic()
             with ThreadPoolExecutor(16) as pool:
                 for n in range(RATE * SECONDS):
@@ -183,15 +227,30 @@ def main() -> None:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not set(acked) <= set(arrivals.at):
                 time.sleep(0.2)
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in roots.items()}
+            cpu["bench (load + receiver)"] = _own_cpu() - own_before
+            load_after = os.getloadavg()
             http.close()
+            stages = stage_rows(found.database_url)
     server.shutdown()
     latencies = [(arrivals.at[u] - t) * 1000 for u, t in acked.items() if u in arrivals.at]
     lost = len(acked) - len(latencies)
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before the run, "
+        f"{load_after[0]:.2f} after"
+    )
     print(f"webhooks: {len(acked)} callbacks acknowledged at {RATE}/s, {errors} refused")
     print(
         f"  baseline (direct signed POST): p50 {percentile(hop, 0.5):.2f} ms  "
         f"p99 {percentile(hop, 0.99):.2f} ms"
+    )
+    print_stages(acked, arrivals.at, stages)
+    n = max(1, len(acked))
+    print(
+        "  CPU ms per callback: "
+        + ", ".join(f"{name} {seconds * 1000 / n:.1f}" for name, seconds in cpu.items())
+        + f"; total {sum(cpu.values()) * 1000 / n:.1f}"
     )
     print(
         f"  callback ack -> webhook received: p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
@@ -199,6 +258,38 @@ def main() -> None:
     )
     ok = p99 <= TARGET_P99_MS and lost == 0 and errors == 0 and arrivals.bad == 0
     print(f"  target p99 <= {TARGET_P99_MS:.0f} ms, nothing lost: {'PASS' if ok else 'FAIL'}")
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def print_stages(acked: dict[str, float], received: dict[str, float], stages: dict) -> None:
+    """Per-stage p50 / p99 (ms) of the measured callbacks, from the rows' timestamps."""
+    columns: dict[str, list[float]] = {}
+    names = (
+        ("ack -> claimed by the callbacks worker", 0, 1),
+        ("claimed -> handler done (in the batch)", 1, 2),
+        ("handler done -> batch committed", 2, 4),
+        ("committed -> first attempt started", 4, 5),
+        ("attempt started -> received", 5, 6),
+    )
+    for user, ack in acked.items():
+        row = stages.get(user)
+        if row is None or user not in received:
+            continue
+        # ack, claimed, processed, delivery created, committed (if tracked), attempt, received
+        points = [ack, row[1], row[2], row[3], row[4], row[5], received[user]]
+        if points[4] is None:  # no commit timestamps: merge the two stages around it
+            points[4] = points[2]
+        for label, a, b in names:
+            if points[a] is not None and points[b] is not None:
+                columns.setdefault(label, []).append((points[b] - points[a]) * 1000)
+    print("  stages (ms)                                  p50       p99")
+    for label, _, _ in names:
+        values = columns.get(label, [])
+        print(f"    {label:<41} {percentile(values, 0.5):>8.1f}  {percentile(values, 0.99):>8.1f}")
 
 
 if __name__ == "__main__":

@@ -87,10 +87,16 @@ def _handler(receiver: Receiver):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # A real receiver's accept queue (nginx: 511), not http.server's 5: a batch's
+    # deliveries arrive side by side, and a full queue drops connections for a second.
+    request_queue_size = 512
+
+
 @contextlib.contextmanager
 def receiver_server() -> Iterator[Receiver]:
     receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server = _Server(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
     receiver._server = server
     thread = threading.Thread(target=server.serve_forever, daemon=True)
