@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -25,6 +27,10 @@ from tenants.feed import FeedDraft
 from tenants.feed import feed_publish_many
 from tenants.models import FeedEvent
 from tests.api.conftest import install
+from tests.support import celery_worker
+from tests.support import database_url
+from tests.support import django_env
+from tests.support import wait_until
 from tests.webhooks.receiver import receiver_server
 from webhooks import services
 from webhooks import ssrf
@@ -314,3 +320,37 @@ def test_an_answer_trickling_past_the_deadline_ends_the_attempt_as_a_timeout():
         stop.set()
         listener.close()
     assert (answer.status, answer.error) == (None, "timeout")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhooks_worker_killed_mid_batch_loses_nothing(tenant, subscribed, receiver):
+    """A real worker takes a batch, sends it, and is SIGKILLed before it records a result.
+    The leased deliveries go out again, with the same ids, once their lease has run out."""
+    release = threading.Event()
+    receiver.hold = lambda _request: (release.wait(timeout=60), None)[1]
+    contact_rows(tenant, 3)
+    callback_services.callback_process_local_batch(
+        event_ids=list(CallbackEvent.objects.values_list("pk", flat=True))
+    )
+    env = django_env(
+        DATABASE_URL=database_url(connection.settings_dict), WEBHOOK_ALLOWED_HOSTS="127.0.0.1"
+    )
+    with celery_worker(env=env, queues=services.QUEUE, concurrency=1) as worker:
+        wait_until(lambda: len(receiver.requests) == 3, timeout=60, message="the batch's sends")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    release.set()
+
+    leased = list(Delivery.objects.order_by("pk"))
+    assert {(d.status, d.attempts) for d in leased} == {("pending", 1)}
+    assert not Attempt.objects.exists()  # it died before recording anything
+    assert services.deliveries_sweep() == 0  # leased: never two attempts at once
+    with time_machine.travel(timezone.now() + services.LEASE + timedelta(seconds=1)):
+        assert services.deliveries_sweep() == 3
+        (_, (ids,)) = webhooks_messages()[-1]
+        assert services.deliveries_attempt(delivery_ids=ids) == dict.fromkeys(ids, "delivered")
+    assert {(d.status, d.attempts) for d in Delivery.objects.all()} == {("delivered", 2)}
+    ids_sent = [r.id for r in receiver.requests]
+    assert len(ids_sent) == 6
+    assert sorted(ids_sent) == sorted([d.msg_id for d in leased] * 2)  # same ids again
+    assert len(receiver.verified()) == 6
