@@ -438,7 +438,7 @@ def callback_process_local_batch(*, event_ids: list[int], also_waiting: int = 0)
     behind: at 50 callbacks/s the web processes hand off ~20 small batches a second,
     and running each as its own transaction kept two worker processes busy full time
     while events queued behind them for seconds (bench/webhooks.py). A message whose
-    rows another batch took finds nothing to claim and costs one statement.
+    rows another batch took finds nothing to claim: one short transaction.
 
     On durable storage each commit waits for a WAL flush; processing a contact event
     row by row costs three (claim, feed entry, final status). Here a batch costs one:
