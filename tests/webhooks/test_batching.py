@@ -73,7 +73,10 @@ def webhooks_messages() -> list[tuple[str, list]]:
     found = []
     for item in reversed(raw):  # kombu pushes on the left: oldest last
         message = json.loads(item)
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args, _kwargs, _embed = json.loads(body)
         found.append((message["headers"]["task"], args))
     return found
 
