@@ -35,6 +35,7 @@ from callbacks.routes import Route
 from callbacks.routes import route_for
 from tenants.models import Authorization
 from wecom_provider import hotsql
+from wecom_provider.commits import lazy_commit
 from wecom_provider.observability import metrics
 from wecom_provider.observability import remember_secret
 from wecom_provider.wecom import messages
@@ -426,20 +427,34 @@ def callback_process(*, event_id: int) -> str | None:
     return updates["status"]
 
 
-def callback_process_local_batch(*, event_ids: list[int]) -> set[int]:
+def callback_process_local_batch(*, event_ids: list[int], also_waiting: int = 0) -> set[int]:
     """Process, in one transaction, the rows among ``event_ids`` whose handling only
     writes our own tables (contact-family events onto the product feed); return the ids
     handled (claimed and finished here). The caller runs the others one by one.
 
+    ``also_waiting``: take up to this many other such rows that are waiting (due and
+    pending, oldest first) into the same batch. A message then stands for "rows are
+    waiting" rather than for its own ids only, so batches grow when the workers fall
+    behind: at 50 callbacks/s the web processes hand off ~20 small batches a second,
+    and running each as its own transaction kept two worker processes busy full time
+    while events queued behind them for seconds (bench/webhooks.py). A message whose
+    rows another batch took finds nothing to claim: one short transaction.
+
     On durable storage each commit waits for a WAL flush; processing a contact event
-    row by row costs three (claim, feed entry, final status). Here a batch costs two:
-    the claim, and one commit for every feed entry and final status together.
+    row by row costs three (claim, feed entry, final status). Here a batch costs one:
+    every feed entry and final status are committed together, and the claim's commit
+    does not wait for the disk (below).
 
     - The claim is a ``SELECT … FOR UPDATE SKIP LOCKED`` of due pending rows, turned
       into ``processing`` before the commit: a row claimed elsewhere (a redelivered
-      message, the sweeper's duplicate) is skipped, never run twice at once.
-    - Each row runs under its own savepoint, so one bad row fails alone; the handlers
-      are the same idempotent ones (the feed entry is keyed by the row's dedupe key).
+      message, the sweeper's duplicate) is skipped, never run twice at once. Lost in a
+      database crash, the claim leaves the rows pending, for the sweeper; the durable
+      commit of their processing, later, flushes it too (the log is written in order).
+    - The feed entries of the batch are written together (callbacks.dispatch.feed_many:
+      one statement, and one of the webhook deliveries they make). Should that fail,
+      it is undone and each row runs alone under its own savepoint, so one bad row
+      fails alone; the handlers are the same idempotent ones (the feed entry is keyed
+      by the row's dedupe key).
     - If the processing transaction itself fails (the database went away), nothing of
       it is kept: the rows stay ``processing`` and the sweeper hands them out again
       after STALE_PROCESSING, as for a worker that died.
@@ -451,14 +466,18 @@ def callback_process_local_batch(*, event_ids: list[int]) -> set[int]:
     if not event_ids:
         return set()
     now = timezone.now()
-    with transaction.atomic():
-        rows = list(
-            CallbackEvent.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=event_ids, status=CallbackEvent.Status.PENDING)
-            .filter(info_type__in=local_types)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .order_by("pk")
-        )
+    claimable = (
+        CallbackEvent.objects.select_for_update(skip_locked=True)
+        .filter(status=CallbackEvent.Status.PENDING, info_type__in=local_types)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("pk")
+    )
+    with lazy_commit():
+        rows = list(claimable.filter(pk__in=event_ids))
+        if also_waiting > 0:
+            # The pending rows are few (the partial index callback_due holds only them).
+            rows += claimable.exclude(pk__in=[row.pk for row in rows])[:also_waiting]
+            rows.sort(key=lambda row: row.pk)
         if not rows:
             return set()
         CallbackEvent.objects.filter(pk__in=[row.pk for row in rows]).update(
@@ -471,10 +490,52 @@ def callback_process_local_batch(*, event_ids: list[int]) -> set[int]:
             row.attempts + 1,
         )
     with transaction.atomic():
+        together = _feed_together(rows)
         for row in rows:
-            _process_claimed_row(row, savepoint=True)
+            if row.pk not in together:
+                _process_claimed_row(row, savepoint=True)
         _finish_rows(rows)
     return {row.pk for row in rows}
+
+
+def _feed_together(rows: list[CallbackEvent]) -> set[int]:
+    """Run the rows that only go to the feed as one publish (inside the caller's
+    transaction); set their final fields and return their ids. Rows it cannot take (a
+    payload that does not parse, a handler to run) are left to the caller; if the
+    publish fails, it is undone and nothing is taken."""
+    from callbacks.dispatch import feed_many
+
+    started = time.monotonic()
+    pairs = []
+    for row in rows:
+        try:
+            event = messages.parse_event(row.payload)
+        except Exception:  # noqa: S112 - _process_claimed_row fails it, with the reason
+            continue
+        for field in SECRET_EVENT_FIELDS:
+            if value := event.raw.get(field):
+                remember_secret(str(value))
+        pairs.append((event, row))
+    try:
+        with transaction.atomic():  # a savepoint: a failure undoes the batch's publish only
+            outcomes = feed_many(pairs)
+    except Exception as exc:
+        logger.warning(
+            "publishing %s callbacks together failed (%s); running them one by one",
+            len(pairs),
+            type(exc).__name__,
+        )
+        return set()
+    # The rows' share of the batch (they ran together, not one after another).
+    duration_ms = (time.monotonic() - started) * 1000 / max(1, len(outcomes))
+    finished = timezone.now()
+    for row in rows:
+        outcome = outcomes.get(row.pk)
+        if outcome is None:
+            continue
+        row.status, row.result, row.last_error = outcome.status, outcome.result[:300], ""
+        row.processed_at, row.duration_ms = finished, duration_ms
+    return set(outcomes)
 
 
 _FINISH_FIELDS = (

@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from callbacks import services
+from callbacks.handoff import MAX_BATCH
 
 
 @shared_task(
@@ -51,8 +52,15 @@ BATCH_BUDGET = 10.0
 def process_callbacks(event_ids: list[int], priority: bool = False) -> None:
     deadline = time.monotonic() + BATCH_BUDGET
     # Contact-family rows first, all together in one transaction (one WAL flush for
-    # the batch instead of three per row); then the rest, row by row.
-    handled = set() if priority else services.callback_process_local_batch(event_ids=event_ids)
+    # the batch instead of three per row), with those of other messages still waiting
+    # (batches grow when the workers fall behind); then the rest, row by row.
+    handled = (
+        set()
+        if priority
+        else services.callback_process_local_batch(
+            event_ids=event_ids, also_waiting=max(0, MAX_BATCH - len(event_ids))
+        )
+    )
     event_ids = [event_id for event_id in event_ids if event_id not in handled]
     for done, event_id in enumerate(event_ids):
         if time.monotonic() > deadline:

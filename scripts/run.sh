@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the whole platform in the foreground, on SQLite and a private Redis, against
-# the WeCom simulator. web (:8000), Celery worker and beat, and the simulator (:9800) run
-# until Ctrl-C; data lives under var/ (the simulator's state in var/sandbox.json).
+# the WeCom simulator. web (:8000), two Celery workers (the webhooks queue has its own),
+# beat and the simulator (:9800) run until Ctrl-C; data lives under var/ (the
+# simulator's state in var/sandbox.json).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT_DIR"
@@ -60,7 +61,9 @@ fi
 # The simulator pushes callbacks as soon as it starts, and WeCom-like delivery gives up
 # after its retries: start it only once the web process answers.
 wait_http "$PUBLIC_BASE_URL/healthz" 60 || die "the web process did not start"
-"$PY" -m celery -A wecom_provider worker -Q priority,default,webhooks --concurrency 2 -l info & PIDS+=($!)
+"$PY" -m celery -A wecom_provider worker -Q priority,default --concurrency 2 -l info & PIDS+=($!)
+# Webhook attempts on a worker of their own, as in docker/ and deploy/ (runbook §8).
+"$PY" -m celery -A wecom_provider worker -Q webhooks --concurrency 1 -n webhooks@%h -l info & PIDS+=($!)
 # redbeat (settings): the schedule and the leader lock live in Redis, no schedule file.
 "$PY" -m celery -A wecom_provider beat -l info & PIDS+=($!)
 "$PY" manage.py wecom_sandbox --port "$SANDBOX_PORT" --callback-base "$PUBLIC_BASE_URL" \

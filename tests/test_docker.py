@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from tests.support import ROOT
+from webhooks.services import QUEUE as WEBHOOKS_QUEUE
 
 COMPOSE = ROOT / "docker" / "compose.yaml"
 
@@ -42,8 +43,24 @@ def test_broker_never_evicts_and_persists(compose):
 
 def test_health_checks(compose):
     services = compose["services"]
-    for name in ("postgres", "redis", "web", "worker"):
+    for name in ("postgres", "redis", "web", "worker", "worker-priority", "worker-webhooks"):
         assert services[name]["healthcheck"]["test"], name
+
+
+def test_every_queue_has_a_worker_and_webhooks_one_of_its_own(compose):
+    consumed = {}
+    for name, service in compose["services"].items():
+        command = service.get("command") or []
+        if "worker" in command:
+            consumed[name] = set(command[command.index("-Q") + 1].split(","))
+            condition = service["depends_on"]["migrate"]["condition"]
+            assert condition == "service_completed_successfully", name
+    assert set().union(*consumed.values()) == {"default", "priority", WEBHOOKS_QUEUE}
+    # Attempts wait on products' receivers: they never share a worker with callbacks.
+    assert consumed["worker-webhooks"] == {WEBHOOKS_QUEUE}
+    assert [name for name, queues in consumed.items() if WEBHOOKS_QUEUE in queues] == [
+        "worker-webhooks"
+    ]
 
 
 def test_no_secret_has_a_default(compose):

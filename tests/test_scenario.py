@@ -102,6 +102,13 @@ def test_full_scenario_through_callbacks_and_a_real_worker(live_platform, live_s
             timeout=30,
             message="cancel_auth to be processed",
         )
+        # A row's final status is written after the effects waited for above: let the
+        # worker finish before it is stopped (SIGTERM ends a task in flight).
+        wait_until(
+            lambda: not CallbackEvent.objects.filter(status__in=["pending", "processing"]).exists(),
+            timeout=30,
+            message="every callback to be finished",
+        )
     statuses = set(CallbackEvent.objects.values_list("status", flat=True))
     assert statuses <= {"done", "ignored"}, statuses
     assert not CallbackEvent.objects.filter(status="failed").exists()

@@ -45,14 +45,37 @@ def client_sees(client: ApiClient, entry: FeedEvent) -> bool:
     """The /api/v1/events/ scope rule for one entry: its suite or corp is the client's,
     or (no suite) its corp authorized one of the client's suites. Uses the prefetched
     scope of ``subscriptions_listening``."""
-    suite_ids = {suite.pk for suite in client.suites.all()}
-    if entry.suite_id is not None and entry.suite_id in suite_ids:
-        return True
-    if entry.corp_id is not None and entry.corp_id in {corp.pk for corp in client.corps.all()}:
-        return True
-    if entry.suite_id is None and entry.corp_id is not None and suite_ids:
-        return Authorization.objects.filter(corp_id=entry.corp_id, suite_id__in=suite_ids).exists()
-    return False
+    return ScopeCheck()(client, entry)
+
+
+class ScopeCheck:
+    """``client_sees`` for many entries in a row: each client's scope ids are collected
+    once, and the one query of the rule (a corp's authorizations) asked once per
+    client and corp."""
+
+    def __init__(self) -> None:
+        self._scope: dict[int, tuple[set[int], set[int]]] = {}
+        self._authorized: dict[tuple[int, int], bool] = {}
+
+    def __call__(self, client: ApiClient, entry: FeedEvent) -> bool:
+        if client.pk not in self._scope:
+            self._scope[client.pk] = (
+                {suite.pk for suite in client.suites.all()},
+                {corp.pk for corp in client.corps.all()},
+            )
+        suite_ids, corp_ids = self._scope[client.pk]
+        if entry.suite_id is not None and entry.suite_id in suite_ids:
+            return True
+        if entry.corp_id is not None and entry.corp_id in corp_ids:
+            return True
+        if entry.suite_id is None and entry.corp_id is not None and suite_ids:
+            key = (client.pk, entry.corp_id)
+            if key not in self._authorized:
+                self._authorized[key] = Authorization.objects.filter(
+                    corp_id=entry.corp_id, suite_id__in=suite_ids
+                ).exists()
+            return self._authorized[key]
+        return False
 
 
 def deliveries_due(*, now: datetime, limit: int = 500) -> list[int]:

@@ -6,21 +6,30 @@ feed entry (the ``tenants.feed`` publish hook), so no event is lost between the 
 and the push; after commit its first attempt is enqueued on the ``webhooks`` queue at
 once (no beat tick in the way: the first attempt must leave within 2 s). The beat sweep
 hands out retries that are due and anything whose message the broker lost.
+
+Everything on the way to a first attempt works in batches, because at a few dozen
+events a second the per-event overheads (a Celery message, a claim, a commit, a
+subscription lookup) were what filled the CPU and queued events behind each other
+(bench/webhooks.py): a callback batch's deliveries are written in one statement and
+sent as one message, and the webhooks worker claims, sends (concurrently) and records
+a message's deliveries together.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 import secrets
+import threading
 import time
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.db import transaction
 from django.db.models import Exists
 from django.db.models import F
@@ -38,15 +47,24 @@ from webhooks.models import Attempt
 from webhooks.models import Delivery
 from webhooks.models import Subscription
 from webhooks.models import new_uid
+from wecom_provider.commits import lazy_commit
 from wecom_provider.observability import metrics
 from wecom_provider.observability import remember_secret
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "webhooks"
-# An attempt holds its delivery this long (the 10 s timeout, connect and read, plus
-# margin); a worker that dies mid-attempt lets the sweep take the row after it.
-LEASE = timedelta(seconds=3 * ssrf.TIMEOUT + 5)
+# Deliveries per message, and threads sending a message's deliveries: every send of a
+# batch starts at once (a prefork child runs one message at a time).
+BATCH_MAX = 16
+SEND_THREADS = BATCH_MAX
+# The attempt task's hard time limit (webhooks/tasks.py): far above one batch, whose
+# sends run side by side, each ending within ssrf.ATTEMPT_DEADLINE.
+ATTEMPT_TIME_LIMIT = 40
+# An attempt holds its delivery this long; a worker that dies mid-attempt lets the sweep
+# take the row after it. Longer than the time limit: a batch still running when its
+# lease ends was killed, so two attempts of one delivery never run at once.
+LEASE = timedelta(seconds=ATTEMPT_TIME_LIMIT + 5)
 # Retries sooner than this are enqueued with a countdown (punctual); later ones wait for
 # the sweep, which runs every few seconds anyway.
 COUNTDOWN_MAX = 5 * 60
@@ -202,22 +220,35 @@ def subscription_disable(*, subscription: Subscription, reason: str) -> int:
 # --- creating deliveries -------------------------------------------------------------------
 
 
-def feed_published(entry: FeedEvent, codes: dict) -> list[int]:
-    """The tenants.feed publish hook: create this entry's deliveries (in the publishing
-    transaction) and enqueue their first attempts after it commits; return their ids."""
-    subscriptions = [
-        s
-        for s in selectors.subscriptions_listening()
-        if selectors.type_matches(s.event_types, entry.type)
-        and selectors.client_sees(s.client, entry)
-    ]
+def feed_published(published: list[tuple[FeedEvent, dict]]) -> list[int]:
+    """The tenants.feed publish hook: create the deliveries of freshly published entries
+    (each with its push-only codes) in the publishing transaction, and enqueue their
+    first attempts after it commits; return their ids.
+
+    Called once per publish, however many entries it made (a callback batch publishes
+    many): subscriptions are read once, the deliveries written in one statement and
+    handed to the webhooks queue in as few messages as BATCH_MAX allows.
+    """
+    subscriptions = selectors.subscriptions_listening()
     if not subscriptions:
         return []
-    for value in codes.values():
-        remember_secret(str(value))  # log redaction: the code never reaches a log line
-    body = payloads.body_for(entry, codes=codes)
-    rows = [_new_delivery(s, entry, body) for s in subscriptions]
-    # No conflict is possible: the entry was created in this very transaction.
+    sees = selectors.ScopeCheck()
+    rows = []
+    for entry, codes in published:
+        taking = [
+            s
+            for s in subscriptions
+            if selectors.type_matches(s.event_types, entry.type) and sees(s.client, entry)
+        ]
+        if not taking:
+            continue
+        for value in codes.values():
+            remember_secret(str(value))  # log redaction: the code never reaches a log line
+        body = payloads.body_for(entry, codes=codes)
+        rows.extend(_new_delivery(s, entry, body) for s in taking)
+    if not rows:
+        return []
+    # No conflict is possible: the entries were created in this very transaction.
     Delivery.objects.bulk_create(rows)
     ids = [row.pk for row in rows]
     transaction.on_commit(lambda: enqueue(ids))
@@ -248,16 +279,21 @@ def _new_delivery(
 
 
 def enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> bool:
-    """Publish an attempt task per delivery; False if the broker is down (the sweep then
-    delivers). Never raises: the caller has committed already."""
+    """Publish attempt tasks for the deliveries, BATCH_MAX ids a message; False if the
+    broker is down (the sweep then delivers). Never raises: the caller has committed."""
     global _broker_down_until
-    from webhooks.tasks import deliver
+    from webhooks.tasks import deliver_batch
 
     if time.monotonic() < _broker_down_until:
         return False
     try:
-        for delivery_id in delivery_ids:
-            deliver.apply_async(args=[delivery_id], queue=QUEUE, countdown=countdown, retry=False)
+        for start in range(0, len(delivery_ids), BATCH_MAX):
+            deliver_batch.apply_async(
+                args=[delivery_ids[start : start + BATCH_MAX]],
+                queue=QUEUE,
+                countdown=countdown,
+                retry=False,
+            )
     except Exception as exc:
         _broker_down_until = time.monotonic() + BROKER_BACKOFF
         logger.warning(
@@ -280,65 +316,146 @@ def signed_headers(*, secret: str, msg_id: str, body: str, at: datetime) -> dict
 
 
 def delivery_attempt(*, delivery_id: int) -> str:
-    """Make the next attempt of a due delivery; return its outcome (or why none ran).
+    """Make the next attempt of one due delivery; return its outcome (or why none ran)."""
+    return deliveries_attempt(delivery_ids=[delivery_id])[delivery_id]
 
-    The claim is a conditional UPDATE (pending, due) that moves ``next_attempt_at`` to
-    the lease's end and counts the attempt: a redelivered task, the sweep's copy or a
-    second worker updates 0 rows and stops. The result is written only if the row still
-    has this attempt's number (fencing against a stale worker whose lease ran out).
+
+@dataclass
+class _Try:
+    """One attempt of a batch: what is sent, and what came back."""
+
+    delivery: Delivery
+    body: str
+    target: ssrf.Target | None
+    refusal: str  # why the SSRF guard refused the URL ("" if it did not)
+    headers: dict[str, str]
+    answer: ssrf.Answer | None = None
+    outcome: str = ""
+
+
+def deliveries_attempt(*, delivery_ids: list[int]) -> dict[int, str]:
+    """Make the next attempt of each due delivery among ``delivery_ids``, all at once;
+    return each id's outcome (``not_due`` for those not claimed here).
+
+    - The claim is one conditional UPDATE (pending, due) that moves ``next_attempt_at``
+      to the lease's end and counts the attempt: a redelivered task, the sweep's copy or
+      a second worker finds the rows leased or finished and sends nothing. Its commit
+      does not wait for the disk (wecom_provider/commits.py): lost in a database crash,
+      the rows are simply due again, one more send with the same webhook-id.
+    - The sends run concurrently (SEND_THREADS), so one slow receiver does not hold up
+      the others' first attempts; each is bounded by ssrf.ATTEMPT_DEADLINE, so the whole
+      batch ends well within its lease.
+    - Results are written in one transaction, each only if its row still has this
+      attempt's number (fencing against a stale worker whose lease ran out).
     """
+    outcomes = dict.fromkeys(delivery_ids, "not_due")
     now = timezone.now()
-    with _lazy_commit():
-        claimed = Delivery.objects.filter(
-            pk=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now
-        ).update(next_attempt_at=now + LEASE, attempts=F("attempts") + 1)
+    with lazy_commit():
+        claimed = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=delivery_ids, status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+            .values_list("pk", flat=True)
+        )
+        if claimed:
+            Delivery.objects.filter(pk__in=claimed).update(
+                next_attempt_at=now + LEASE, attempts=F("attempts") + 1
+            )
     if not claimed:
-        return "not_due"
-    delivery = Delivery.objects.select_related("subscription").get(pk=delivery_id)
-    subscription = delivery.subscription
-    if not subscription.enabled:
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(
+        return outcomes
+    deliveries = list(
+        Delivery.objects.select_related("subscription").filter(pk__in=claimed).order_by("pk")
+    )
+    disabled = [d.pk for d in deliveries if not d.subscription.enabled]
+    if disabled:
+        Delivery.objects.filter(pk__in=disabled, status=Delivery.Status.PENDING).update(
             status=Delivery.Status.CANCELLED, finished_at=now, last_error="subscription disabled"
         )
-        return "cancelled"
-    number = delivery.attempts
-    body = delivery.body
+        outcomes.update(dict.fromkeys(disabled, "cancelled"))
     started = timezone.now()
-    if number == 1 and delivery.replay_of_id is None:
-        metrics.WEBHOOK_FIRST_ATTEMPT_DELAY_SECONDS.observe(
-            max(0.0, (started - delivery.event_at).total_seconds())
-        )
-    try:
-        # Resolved and checked at every attempt: DNS may point elsewhere since creation.
-        target = ssrf.check_url(subscription.url, allowlist())
-    except ssrf.UnsafeDestination as exc:
-        answer, outcome = ssrf.Answer(None, b"", f"refused: {exc}", 0.0), "refused"
-    else:
+    tries = _prepare([d for d in deliveries if d.subscription.enabled], started=started)
+    _send(tries)
+    for attempt in tries:
+        outcomes[attempt.delivery.pk] = attempt.outcome
+        metrics.WEBHOOK_ATTEMPTS_TOTAL.labels(outcome=attempt.outcome).inc()
+        metrics.WEBHOOK_ATTEMPT_SECONDS.observe(attempt.answer.seconds)
+    if tries:
+        _record(tries, started=started)
+    return outcomes
+
+
+def _prepare(deliveries: list[Delivery], *, started: datetime) -> list[_Try]:
+    """Check each URL (resolved once per batch, at attempt time: DNS may point elsewhere
+    since the subscription was made) and sign each body."""
+    checked: dict[str, ssrf.Target | ssrf.UnsafeDestination] = {}
+    secrets_of: dict[int, str] = {}
+    rules = allowlist()
+    tries = []
+    for delivery in deliveries:
+        subscription = delivery.subscription
+        if delivery.attempts == 1 and delivery.replay_of_id is None:
+            metrics.WEBHOOK_FIRST_ATTEMPT_DELAY_SECONDS.observe(
+                max(0.0, (started - delivery.event_at).total_seconds())
+            )
+        if subscription.url not in checked:
+            try:
+                checked[subscription.url] = ssrf.check_url(subscription.url, rules)
+            except ssrf.UnsafeDestination as exc:
+                checked[subscription.url] = exc
+        target = checked[subscription.url]
+        body = delivery.body
+        if isinstance(target, ssrf.UnsafeDestination):
+            tries.append(_Try(delivery, body, None, f"refused: {target}", {}))
+            continue
+        if subscription.pk not in secrets_of:
+            secrets_of[subscription.pk] = subscription.secret
         headers = signed_headers(
-            secret=subscription.secret, msg_id=delivery.msg_id, body=body, at=started
+            secret=secrets_of[subscription.pk], msg_id=delivery.msg_id, body=body, at=started
         )
-        answer = ssrf.post(target, body.encode("utf-8"), headers)
-        outcome = _outcome(answer)
-    metrics.WEBHOOK_ATTEMPTS_TOTAL.labels(outcome=outcome).inc()
-    metrics.WEBHOOK_ATTEMPT_SECONDS.observe(answer.seconds)
-    _record(delivery, subscription, number, started, answer, outcome, body)
-    return outcome
+        tries.append(_Try(delivery, body, target, "", headers))
+    return tries
 
 
-@contextmanager
-def _lazy_commit():
-    """A transaction whose commit does not wait for the WAL flush (PostgreSQL).
+def _send(tries: list[_Try]) -> None:
+    """POST every prepared attempt, concurrently when there are several; set answers."""
+    sending = [t for t in tries if t.target is not None]
+    if len(sending) == 1:
+        only = sending[0]
+        only.answer = ssrf.post(only.target, only.body.encode("utf-8"), only.headers)
+    elif sending:
+        pool = _sender_pool()
+        futures = [
+            pool.submit(ssrf.post, t.target, t.body.encode("utf-8"), t.headers) for t in sending
+        ]
+        for attempt, future in zip(sending, futures, strict=True):
+            attempt.answer = future.result()
+    for attempt in tries:
+        if attempt.target is None:
+            attempt.answer = ssrf.Answer(None, b"", attempt.refusal, 0.0)
+            attempt.outcome = "refused"
+        else:
+            attempt.outcome = _outcome(attempt.answer)
 
-    Safe for attempt bookkeeping only: if the database crashes before the flush, the
-    claim or the result is lost and the delivery is simply due again: one more send
-    with the same webhook-id, which at-least-once allows. Waiting for two flushes per
-    attempt capped a worker at a few dozen attempts a second on a busy disk.
-    """
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-        yield
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _sender_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="webhook-send")
+        return _pool
+
+
+def _forget_pool() -> None:
+    # A forked child (a Celery prefork worker) has the parent's pool object but none of
+    # its threads: it makes its own on first use.
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _outcome(answer: ssrf.Answer) -> str:
@@ -351,51 +468,83 @@ def _outcome(answer: ssrf.Answer) -> str:
     return "http_error"
 
 
-def _record(delivery, subscription, number, started, answer, outcome, body) -> None:
+def _record(tries: list[_Try], *, started: datetime) -> None:
+    """Write the batch's attempts and results in one transaction, then act on them
+    (disable on 410, enqueue near retries).
+
+    The commit does not wait for the disk, as for the claim: lost in a database crash,
+    a result leaves its delivery leased, and the sweep sends it again once the lease
+    ends (same webhook-id; at least once allows it).
+    """
     now = timezone.now()
-    error = answer.error or ("" if outcome == "delivered" else f"HTTP {answer.status}")
-    fields = {"last_status_code": answer.status, "last_error": error[:200]}
-    if number == 1:
-        fields["first_attempt_at"] = started
-    retry_in = None
-    if outcome == "delivered":
-        fields.update(status=Delivery.Status.DELIVERED, finished_at=now, next_attempt_at=None)
-    elif outcome == "gone":
-        fields.update(status=Delivery.Status.CANCELLED, finished_at=now, next_attempt_at=None)
-    else:
-        retry_in = schedule.next_delay(number)
-        if retry_in is None:
-            fields.update(status=Delivery.Status.FAILED, finished_at=now, next_attempt_at=None)
-        else:
-            fields["next_attempt_at"] = now + timedelta(seconds=retry_in)
-    with _lazy_commit():
-        Attempt.objects.create(
-            delivery=delivery,
-            number=number,
-            started_at=started,
-            duration_ms=int(answer.seconds * 1000),
-            status_code=answer.status,
-            outcome=outcome,
-            error=error[:200],
-            request_excerpt=payloads.redacted(body),
-            response_excerpt=payloads.excerpt(answer.body),
-        )
-        written = Delivery.objects.filter(
-            pk=delivery.pk, attempts=number, status=Delivery.Status.PENDING
-        ).update(**fields)
+    # Deliveries given the same fields (most often: delivered, first attempt) are
+    # written by one UPDATE; the fence (attempts = this number) holds per row.
+    groups: dict[tuple, list[int]] = {}
+    retries: list[tuple[_Try, float]] = []
+    gone: dict[int, Subscription] = {}
+    succeeded: set[int] = set()
+    failed: set[int] = set()
+    log = []
+    for attempt in tries:
+        delivery, answer, outcome = attempt.delivery, attempt.answer, attempt.outcome
+        number = delivery.attempts
+        error = answer.error or ("" if outcome == "delivered" else f"HTTP {answer.status}")
+        fields = {"last_status_code": answer.status, "last_error": error[:200]}
+        if number == 1:
+            fields["first_attempt_at"] = started
+        retry_in = None
         if outcome == "delivered":
-            Subscription.objects.filter(pk=subscription.pk, failing_since__isnull=False).update(
+            fields.update(status=Delivery.Status.DELIVERED, finished_at=now, next_attempt_at=None)
+            succeeded.add(delivery.subscription_id)
+        elif outcome == "gone":
+            fields.update(status=Delivery.Status.CANCELLED, finished_at=now, next_attempt_at=None)
+            gone[delivery.subscription_id] = delivery.subscription
+        else:
+            failed.add(delivery.subscription_id)
+            retry_in = schedule.next_delay(number)
+            if retry_in is None:
+                fields.update(status=Delivery.Status.FAILED, finished_at=now, next_attempt_at=None)
+            else:
+                fields["next_attempt_at"] = now + timedelta(seconds=retry_in)
+                retries.append((attempt, retry_in))
+        groups.setdefault((number, tuple(sorted(fields.items()))), []).append(delivery.pk)
+        log.append(
+            Attempt(
+                delivery=delivery,
+                number=number,
+                started_at=started,
+                duration_ms=int(answer.seconds * 1000),
+                status_code=answer.status,
+                outcome=outcome,
+                error=error[:200],
+                request_excerpt=payloads.redacted(attempt.body),
+                response_excerpt=payloads.excerpt(answer.body),
+            )
+        )
+    written: dict[int, int] = {}
+    with lazy_commit():
+        Attempt.objects.bulk_create(log)
+        for (number, fields), ids in groups.items():
+            count = Delivery.objects.filter(
+                pk__in=ids, attempts=number, status=Delivery.Status.PENDING
+            ).update(**dict(fields))
+            if len(ids) == 1:
+                written[ids[0]] = count
+        if succeeded:
+            # A success (any, in this batch) shows the receiver is up: the clock stops.
+            Subscription.objects.filter(pk__in=succeeded, failing_since__isnull=False).update(
                 failing_since=None
             )
-        elif outcome != "gone":
+        if failed - succeeded:
             # The auto-disable clock starts at the first failure after a success.
-            Subscription.objects.filter(pk=subscription.pk, failing_since__isnull=True).update(
-                failing_since=started
-            )
-    if outcome == "gone":
+            Subscription.objects.filter(
+                pk__in=failed - succeeded, failing_since__isnull=True
+            ).update(failing_since=started)
+    for subscription in gone.values():
         subscription_disable(subscription=subscription, reason=Subscription.DisabledReason.GONE)
-    elif written and retry_in is not None and retry_in <= COUNTDOWN_MAX:
-        enqueue([delivery.pk], countdown=retry_in)
+    for attempt, retry_in in retries:
+        if written.get(attempt.delivery.pk) and retry_in <= COUNTDOWN_MAX:
+            enqueue([attempt.delivery.pk], countdown=retry_in)
 
 
 # --- replay -------------------------------------------------------------------------------

@@ -18,10 +18,12 @@ IP networks in CIDR form / single addresses (compared to each resolved address).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -38,7 +40,10 @@ EXTRA_FORBIDDEN = (
     ipaddress.ip_network("198.18.0.0/15"),
 )
 RESPONSE_CAP = 4096
-TIMEOUT = 10.0
+TIMEOUT = 10.0  # connect, and each read
+# The whole attempt (connect, send, read), however the answer trickles in: a batch of
+# attempts (webhooks/services.py) must end well within its lease.
+ATTEMPT_DEADLINE = 2 * TIMEOUT
 USER_AGENT = "wecom-provider-webhooks/1"
 
 
@@ -213,14 +218,24 @@ def post(
     headers: dict[str, str],
     *,
     timeout: float = TIMEOUT,
+    deadline: float = ATTEMPT_DEADLINE,
     cap: int = RESPONSE_CAP,
 ) -> Answer:
-    """POST ``body`` to the checked ``target``; never follows a redirect."""
+    """POST ``body`` to the checked ``target``; never follows a redirect.
+
+    ``timeout`` bounds the connect and each read; ``deadline`` the whole attempt: a
+    timer shuts the socket down when it passes (a receiver sending its answer a byte at
+    a time would otherwise hold the attempt for as long as it likes).
+    """
     started = time.monotonic()
     if target.scheme == "https":
         connection = _PinnedHTTPSConnection(target, timeout, ssl.create_default_context())
     else:
         connection = _PinnedHTTPConnection(target, timeout)
+    expired = threading.Event()
+    timer = threading.Timer(deadline, _expire, args=(connection, expired))
+    timer.daemon = True
+    timer.start()
     try:
         connection.request(
             "POST",
@@ -235,12 +250,27 @@ def post(
         )
         response = connection.getresponse()
         data = response.read(cap)
+        if expired.is_set():  # the shutdown cut the answer short
+            return Answer(None, b"", "timeout", time.monotonic() - started)
         return Answer(response.status, data, "", time.monotonic() - started)
     except TimeoutError:
         return Answer(None, b"", "timeout", time.monotonic() - started)
     except ssl.SSLError as exc:
+        if expired.is_set():
+            return Answer(None, b"", "timeout", time.monotonic() - started)
         return Answer(None, b"", f"tls: {type(exc).__name__}", time.monotonic() - started)
     except (OSError, http.client.HTTPException) as exc:
-        return Answer(None, b"", type(exc).__name__, time.monotonic() - started)
+        error = "timeout" if expired.is_set() else type(exc).__name__
+        return Answer(None, b"", error, time.monotonic() - started)
     finally:
+        timer.cancel()
         connection.close()
+
+
+def _expire(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """The deadline passed: make the attempt's blocked read or write return at once."""
+    expired.set()
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # closed meanwhile: the attempt is over anyway
+            sock.shutdown(socket.SHUT_RDWR)

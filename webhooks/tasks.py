@@ -11,16 +11,31 @@ from webhooks import services
 
 
 @shared_task(
+    name="webhooks.deliver_batch",
+    ignore_result=True,
+    # Safe: the attempts claim their rows with a conditional UPDATE
+    # (services.deliveries_attempt), so a redelivered message finds them leased or
+    # finished and sends nothing.
+    acks_late=True,
+    # The sends run side by side, each within ssrf.ATTEMPT_DEADLINE (20 s); the lease
+    # (services.LEASE) outlasts the hard limit.
+    soft_time_limit=services.ATTEMPT_TIME_LIMIT - 10,
+    time_limit=services.ATTEMPT_TIME_LIMIT,
+)
+def deliver_batch(delivery_ids: list[int]) -> dict[int, str]:
+    return services.deliveries_attempt(delivery_ids=list(delivery_ids))
+
+
+@shared_task(
     name="webhooks.deliver",
     ignore_result=True,
-    # Safe: the attempt claims its row with a conditional UPDATE (services.delivery_attempt),
-    # so a redelivered message finds it leased or finished and does nothing.
     acks_late=True,
-    # The HTTP timeout is 10 s per connect and per read; well under the lease.
-    soft_time_limit=30,
-    time_limit=40,
+    soft_time_limit=services.ATTEMPT_TIME_LIMIT - 10,
+    time_limit=services.ATTEMPT_TIME_LIMIT,
 )
 def deliver(delivery_id: int) -> str:
+    # One delivery per message: what releases before deliver_batch published (messages
+    # may still be queued, or counting down, across an upgrade).
     return services.delivery_attempt(delivery_id=delivery_id)
 
 

@@ -1,6 +1,7 @@
 """The Celery application and the beat schedule.
 
-Run a worker with ``celery -A wecom_provider worker -Q priority,default,webhooks`` and
+Run workers with ``celery -A wecom_provider worker -Q priority,default`` and, apart,
+``… worker -Q webhooks -n webhooks@%h`` (attempts wait on products' receivers), and
 beats with ``celery -A wecom_provider beat`` (as many as you like: the redbeat scheduler
 set in settings lets one lead and keeps the others as standbys). Every periodic task
 must still be safe to run twice: a redelivery, a retry or a leader that dies between

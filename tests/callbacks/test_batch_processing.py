@@ -173,3 +173,56 @@ def test_a_commit_that_fails_keeps_nothing_and_the_sweeper_recovers_the_rows():
     assert services.callback_process_local_batch(event_ids=ids) == set(ids)
     assert statuses(rows) == ["done"] * 3
     assert FeedEvent.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_also_takes_the_rows_other_messages_carry():
+    mine = contact_row(1)
+    waiting = [contact_row(n) for n in range(2, 6)]
+    elsewhere, later = contact_row(6), contact_row(7)
+    CallbackEvent.objects.filter(pk=elsewhere.pk).update(status="processing")
+    CallbackEvent.objects.filter(pk=later.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
+    unrelated = other_row(1)  # not a contact row: its own message runs it
+
+    handled = services.callback_process_local_batch(event_ids=[mine.pk], also_waiting=3)
+
+    # Its own row and the three oldest waiting ones; never a claimed or undue row.
+    assert handled == {mine.pk, *(row.pk for row in waiting[:3])}
+    assert statuses([mine, *waiting]) == ["done"] * 4 + ["pending"]
+    assert statuses([elsewhere, later, unrelated]) == ["processing", "pending", "pending"]
+    # Their own message, when it comes, finds those rows done and runs them no more;
+    # being a task's batch, it takes whatever else waits (the fifth row).
+    tasks.process_callbacks.run([row.pk for row in waiting[:3]], False)
+    assert [CallbackEvent.objects.get(pk=row.pk).attempts for row in waiting[:3]] == [1] * 3
+    assert statuses(waiting) == ["done"] * 4
+    assert FeedEvent.objects.count() == 5
+    assert statuses([elsewhere, later, unrelated]) == ["processing", "pending", "pending"]
+    tasks.process_callbacks.run([unrelated.pk], False)
+    assert statuses([unrelated]) == ["ignored"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_the_batch_cannot_store_fails_alone():
+    good = [contact_row(n) for n in range(3)]
+    # Authentic, parses, but its feed type is longer than the column: the statement
+    # publishing the batch fails; each row then runs alone and only this one fails.
+    long_type = "x" * 80
+    bad = contact_row(
+        9,
+        payload=(
+            "<xml><SuiteId>wwsuite</SuiteId><AuthCorpId>wpcorp</AuthCorpId>"
+            "<InfoType>change_contact</InfoType><TimeStamp>1700000000</TimeStamp>"
+            f"<ChangeType>{long_type}</ChangeType><UserID>u9</UserID></xml>"
+        ),
+    )
+    ids = [row.pk for row in [*good, bad]]
+
+    assert services.callback_process_local_batch(event_ids=ids) == set(ids)
+
+    assert statuses(good) == ["done"] * 3
+    bad.refresh_from_db()
+    assert bad.status == "failed"
+    assert "DataError" in bad.last_error
+    assert sorted(FeedEvent.objects.values_list("data__UserID", flat=True)) == ["u0", "u1", "u2"]

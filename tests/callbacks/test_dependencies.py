@@ -124,6 +124,17 @@ def test_ticket_then_create_auth_on_a_fresh_suite_gives_a_corp_token_within_5s(
             # Timed from before the push: stricter than from its acknowledgement.
             body = wait_until(corp_token, timeout=ACK_TO_TOKEN, interval=0.05, message="a token")
         elapsed = time.monotonic() - asked
+        # Each row's final status is written after the effects waited for above: let the
+        # worker finish before it is stopped (SIGTERM ends a task in flight).
+        wait_until(
+            lambda: (
+                not CallbackEvent.objects.filter(
+                    suite_id=suite.suite_id, status__in=["pending", "processing"]
+                ).exists()
+            ),
+            timeout=30,
+            message="the rows to be finished",
+        )
     assert body["access_token"]
     assert elapsed <= ACK_TO_TOKEN
     rows = CallbackEvent.objects.filter(suite_id=suite.suite_id)

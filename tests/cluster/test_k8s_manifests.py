@@ -19,10 +19,14 @@ import yaml
 from django.urls import resolve
 
 from tests.support import ROOT
+from webhooks.services import QUEUE as WEBHOOKS_QUEUE
 
 BASE = ROOT / "deploy" / "k8s" / "base"
 # The oldest Kubernetes we support (docs/operations.md); strict: unknown fields fail.
 K8S_VERSION = "1.30.0"
+# Every queue tasks are published to: the default one, install events' (callbacks) and
+# webhook attempts'.
+QUEUES = ("default", "priority", WEBHOOKS_QUEUE)
 WORKLOADS = {"Deployment", "Job"}
 
 
@@ -117,6 +121,7 @@ def test_every_tier_is_there_with_requests_probes_and_a_budget(documents):
         "wecom-provider-web",
         "wecom-provider-worker",
         "wecom-provider-priority-worker",
+        "wecom-provider-webhooks-worker",
         "wecom-provider-beat",
     }
     assert deployments["wecom-provider-beat"]["spec"]["replicas"] == 2  # redbeat: a standby
@@ -151,6 +156,20 @@ def test_every_tier_is_there_with_requests_probes_and_a_budget(documents):
         "migrate",
         "--noinput",
     ]
+
+
+def test_every_queue_has_a_worker_and_webhooks_one_of_its_own(documents):
+    consumed: dict[str, set[str]] = {}
+    for name, deployment in by_kind(documents, "Deployment").items():
+        command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+        if "worker" in command:
+            consumed[name] = set(command[command.index("-Q") + 1].split(","))
+    assert set().union(*consumed.values()) == set(QUEUES)
+    # Attempts wait on products' receivers: they never share a worker with callbacks.
+    assert consumed["wecom-provider-webhooks-worker"] == {"webhooks"}
+    assert all(
+        "webhooks" not in queues for name, queues in consumed.items() if "webhooks" not in name
+    )
 
 
 def test_secrets_are_referenced_never_committed(documents):

@@ -7,6 +7,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -36,6 +37,10 @@ class Receiver:
         self.script: list[int] = []  # statuses to answer, in order; then `default`
         self.default = 200
         self.secret: str | None = None
+        # Called with each request before it is answered (on the server's thread for
+        # that request): tests hold answers back with it; its return value, if not
+        # None, is the status to answer.
+        self.hold: Callable[[Received], int | None] | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -72,8 +77,10 @@ def _handler(receiver: Receiver):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            receiver.record(Received(self.path, headers, body, time.time()))
-            status = receiver.answer()
+            received = Received(self.path, headers, body, time.time())
+            receiver.record(received)
+            held = receiver.hold(received) if receiver.hold else None
+            status = held if held is not None else receiver.answer()
             payload = json.dumps({"status": status}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -87,10 +94,16 @@ def _handler(receiver: Receiver):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # A real receiver's accept queue (nginx: 511), not http.server's 5: a batch's
+    # deliveries arrive side by side, and a full queue drops connections for a second.
+    request_queue_size = 512
+
+
 @contextlib.contextmanager
 def receiver_server() -> Iterator[Receiver]:
     receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server = _Server(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
     receiver._server = server
     thread = threading.Thread(target=server.serve_forever, daemon=True)

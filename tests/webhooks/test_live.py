@@ -55,6 +55,13 @@ def test_an_external_contact_add_is_pushed_with_its_welcome_code(
         )
         assert (answer.status_code, answer.text) == (200, "success")
         wait_until(lambda: receiver.requests, timeout=60, message="the webhook to arrive")
+        # The worker records the answer after the receiver has the request: stop it only
+        # once that is written.
+        wait_until(
+            lambda: Delivery.objects.filter(status="delivered").exists(),
+            timeout=30,
+            message="the attempt to be recorded",
+        )
     (body,) = receiver.verified(secret)
     assert body["type"] == "external_contact.add_external_contact"
     assert body["data"]["WelcomeCode"] == "LIVE-WELCOME-1"
