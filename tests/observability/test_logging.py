@@ -223,20 +223,26 @@ def test_registry_is_thread_safe():
     assert not any(value in registry.scrub(text) for value in values)
 
 
-def test_thousands_of_secrets_scrub_quickly():
-    import time
-
+def test_thousands_of_secrets_scrub_through_one_compiled_index():
+    # What keeps scrubbing fast with thousands of secrets is structural: the values sit
+    # in one compiled trie regex, and only a bounded handful of newly remembered ones
+    # are searched for one by one. Check that structure (timing belongs in bench/).
     registry = SecretRegistry()
     values = [secrets.token_urlsafe(32) for _ in range(4096)]
     for value in values:
         registry.remember(value)
     line = f"GET /x?corpid=ww1 failed for {values[1234]} after retry " * 2
-    started = time.perf_counter()
-    for _ in range(200):
-        result = registry.scrub(line)
-    per_line = (time.perf_counter() - started) / 200
+    result = registry.scrub(line)
     assert values[1234] not in result
-    assert per_line < 0.005, per_line
+    assert result.count("[REDACTED]") == 2
+    regex, index, pending = registry._snapshot
+    assert regex is not None
+    assert len(pending) <= registry._rebuild_threshold()
+    assert sum(len(group) for group in index.values()) >= 4096 - len(pending)
+    # A value remembered after the build is still scrubbed (through the pending list).
+    late = secrets.token_urlsafe(32)
+    registry.remember(late)
+    assert late not in registry.scrub(f"late {late}")
 
 
 # --- redaction: patterns -----------------------------------------------------------

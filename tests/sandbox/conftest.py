@@ -55,13 +55,17 @@ def parse_fields(xml: str) -> dict[str, Any]:
 
 class Receiver:
     """The platform stand-in. Behaviour knobs: `delays` (seconds to sleep before
-    answering, one per incoming request in order), `reply` and `status`."""
+    answering, one per incoming request in order), `hold` (while cleared, every
+    request waits for it to be set, so a test can prove nothing waits on the
+    answer without measuring time), `reply` and `status`."""
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.gets: list[dict[str, Any]] = []
         self.delays: list[float] = []
+        self.hold = threading.Event()
+        self.hold.set()
         self.reply = "success"
         self.status = 200
         self.hits = 0
@@ -133,6 +137,7 @@ class Receiver:
             delay = self.delays.pop(0) if self.delays else 0
         if delay:
             time.sleep(delay)
+        self.hold.wait(timeout=30)
 
     def handle_post(self, req: BaseHTTPRequestHandler) -> None:
         self._pause()

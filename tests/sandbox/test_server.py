@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -256,11 +255,11 @@ def test_routes_match_the_client_endpoint_registry():
 
 
 def test_process_survives_many_quick_requests(api):
-    started = time.perf_counter()
+    # 200 back-to-back requests on fresh connections: none refused, none failed
+    # (speed is bench/ territory, not a test's).
     token = api.provider_token()
     for _ in range(200):
         assert (
             api.get("/cgi-bin/service/get_account_balance", provider_access_token=token)["errcode"]
             == 0
         )
-    assert time.perf_counter() - started < 5
