@@ -14,7 +14,7 @@ def corp(api):
     return api.corp_token(grant), api.corps[0]
 
 
-def test_contacts_answer_with_weCom_shapes(api, corp):
+def test_contacts_answer_with_wecom_shapes(api, corp):
     token, cfg = corp
     users = cfg["users"]
     one = api.get("/cgi-bin/user/get", access_token=token, userid=users[0]["userid"])
@@ -28,9 +28,7 @@ def test_contacts_answer_with_weCom_shapes(api, corp):
     assert ids["errcode"] == 0
     assert len(ids["dept_user"]) == 2
     assert ids["next_cursor"]
-    rest = api.post(
-        "/cgi-bin/user/list_id", {"cursor": ids["next_cursor"]}, access_token=token
-    )
+    rest = api.post("/cgi-bin/user/list_id", {"cursor": ids["next_cursor"]}, access_token=token)
     listed = {row["userid"] for row in ids["dept_user"] + rest["dept_user"]}
     assert listed == {u["userid"] for u in users}
     assert rest["next_cursor"] == ""
@@ -162,7 +160,8 @@ def test_media_round_trip_limits_and_ownership(api, corp):
         files={"media": ("a.png", data, "image/png")},
     ).json()
     assert up["type"] == "image"
-    got = api.http.get("/cgi-bin/media/get", params={"access_token": token, "media_id": up["media_id"]})
+    params = {"access_token": token, "media_id": up["media_id"]}
+    got = api.http.get("/cgi-bin/media/get", params=params)
     assert got.status_code == 200
     assert got.content == data
     assert got.headers["content-type"] == "image/png"
@@ -188,8 +187,7 @@ def test_the_corp_quota_answers_45009_until_the_block_ends(api, ctl, corp, sandb
     ctl.settings(corp_api_quota_per_minute=3)
     userid = cfg["users"][0]["userid"]
     codes = [
-        api.get("/cgi-bin/user/get", access_token=token, userid=userid)["errcode"]
-        for _ in range(5)
+        api.get("/cgi-bin/user/get", access_token=token, userid=userid)["errcode"] for _ in range(5)
     ]
     assert codes == [0, 0, 0, 45009, 45009]
     # Another API of the same corp is not blocked.
