@@ -48,8 +48,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 UNREACHABLE_RETRY_AFTER = 5
 
 
-def _refuse(status: int, code: str, message: str, **details) -> ApiError:
-    return ApiError(status_code=status, code=code, message=message, details=details)
+def _refuse(http_status: int, code: str, message: str, **details) -> ApiError:
+    return ApiError(status_code=http_status, code=code, message=message, details=details)
 
 
 def validated_path(raw: str) -> str:

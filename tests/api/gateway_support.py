@@ -40,6 +40,15 @@ class Tenant:
     def post(self, path: str, body=None, **extra):
         return self.caller.post(self.url(path), body if body is not None else {}, **extra)
 
+    def upload(self, media_type: str, name: str, data: bytes, content_type: str):
+        """POST media/upload the way a product does: multipart, the file in ``media``."""
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        media = SimpleUploadedFile(name, data, content_type=content_type)
+        return self.caller.http.post(
+            f"{self.url('media/upload')}?type={media_type}", {"media": media}
+        )
+
     @property
     def userid(self) -> str:
         return self.corp["users"][0]["userid"]
