@@ -80,7 +80,8 @@ def test_seed_004_external_contact_calls_and_messages_work(platform):
             {"type": 1, "scene": 2, "user": [tenant.userid], "state": "gw"},
         )
     )
-    assert way["config_id"] and way["qr_code"]
+    assert way["config_id"]
+    assert way["qr_code"]
     code = httpx.post(
         f"{platform.sandbox.base_url}/sandbox/welcome_code",
         json={"corpid": tenant.corp["corpid"], "userid": tenant.userid},
@@ -96,7 +97,8 @@ def test_seed_004_external_contact_calls_and_messages_work(platform):
         "text": {"content": "hello"},
     }
     sent = answer(tenant.post("message/send", message))
-    assert sent["errcode"] == 0 and sent["msgid"]
+    assert sent["errcode"] == 0
+    assert sent["msgid"]
     sent_messages = platform.sandbox.state.corp_data.messages
     assert [m["touser"] for m in sent_messages if m["kind"] == "app"] == [[tenant.userid]]
 
@@ -142,7 +144,8 @@ def test_a_token_error_is_refreshed_once_and_the_call_retried(platform, settings
     fresh = credentials.token_get(tenant.authorization).value
     assert fresh != stale
     row = AuditLog.objects.filter(action="wecom.call").latest("id")
-    assert row.detail["attempts"] == 2 and row.detail["token_refreshed"] is True
+    assert row.detail["attempts"] == 2
+    assert row.detail["token_refreshed"] is True
 
     # Rejected again within the cool-down: no second forced fetch, WeCom's refusal stands.
     platform.control.revoke_tokens(token=fresh)

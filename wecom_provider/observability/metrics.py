@@ -138,8 +138,7 @@ GATEWAY_WECOM_CALL_SECONDS = Histogram(
 )
 GATEWAY_REFUSED_TOTAL = Counter(
     "wecom_gateway_refused_total",
-    "Gateway calls refused before WeCom, by path and reason (a quota scope, breaker, "
-    "not_allowed).",
+    "Gateway calls refused before WeCom, by path and reason (a quota scope, breaker, not_allowed).",
     ["path", "reason"],
 )
 
