@@ -88,6 +88,8 @@ class ApiClient(models.Model):
         known = {value for value, _ in SCOPE_CHOICES}
         if not isinstance(self.scopes, list) or not set(self.scopes) <= known:
             raise ValidationError({"scopes": f"a list of: {', '.join(sorted(known))}"})
+        if self.wecom_paths is None:  # an emptied admin field
+            self.wecom_paths = []
         if problems := patterns_problems(self.wecom_paths):
             raise ValidationError({"wecom_paths": problems})
 
