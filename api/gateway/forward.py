@@ -14,7 +14,8 @@ Order (each step only when the one before let the call through):
    TOKEN_FORCED_REFRESH_COOLDOWN per tenant however many calls report it) and one retry;
    the product sees the retried answer (or WeCom's refusal when no newer token exists);
 5. -1 (system busy): up to 3 retries, 0.1/0.2/0.4 s apart (jittered);
-6. a transport error: retried (twice at most) only when the request certainly never left
+6. a transport error: retried (twice at most, and only while the retry can end within
+   RETRY_BUDGET_SECONDS of the start) only when the request certainly never left
    (connect errors) or the call only reads (every GET, the read-only POSTs of
    wecom.gateway.SAFE_POSTS). A timeout of anything else, message/send above all, is
    never retried: WeCom may have acted; the product decides (504 says so);
@@ -46,6 +47,10 @@ from wecom_provider.wecom.errors import WeComTransportError
 logger = logging.getLogger(__name__)
 
 MAX_TRANSPORT_RETRIES = 2
+# A retry after a transport error is only started if it can end within this many seconds
+# of the call's start (each attempt may take WECOM_HTTP_TIMEOUT): the web server kills a
+# worker after 30 s (docker/Dockerfile: gunicorn --timeout 30).
+RETRY_BUDGET_SECONDS = 25
 
 _forwarder: wg.Forwarder | None = None
 _forwarder_lock = threading.Lock()
@@ -111,6 +116,7 @@ class _Attempts:
 
     def __init__(self, call: GatewayCall) -> None:
         self.call = call
+        self.started = time.monotonic()
         self.label = wg.path_label(call.path)
         self.token: str | None = None
         self.count = 0
@@ -148,6 +154,9 @@ class _Attempts:
 
     def may_repeat(self, exc: WeComTransportError) -> bool:
         if self.transport_retries >= MAX_TRANSPORT_RETRIES:
+            return False
+        elapsed = time.monotonic() - self.started
+        if elapsed + float(settings.WECOM_HTTP_TIMEOUT) > RETRY_BUDGET_SECONDS:
             return False
         return not exc.request_sent or wg.repeatable(self.call.method, self.call.path)
 

@@ -260,6 +260,8 @@ class WeComGatewayApi(TenantScopedApi):
 
     audit_action = "wecom.call"
     write_actions = {"POST": "wecom.call"}
+    # No HEAD (Django would map it to get() and forward a HEAD to WeCom), no PUT/DELETE.
+    http_method_names = ["get", "post", "options"]
 
     def audit_detail(self) -> dict:
         return getattr(self, "_gateway", {})
