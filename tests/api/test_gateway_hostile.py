@@ -140,3 +140,26 @@ def test_patterns_for_token_families_cannot_be_granted(platform):
     for bad in (["service/*"], ["license/list_order"], ["gettoken"], ["user/../x"], "user/*"):
         with pytest.raises(api_services.ApiClientError):
             api_services.api_client_create(name=f"bad-{bad!r}", wecom_paths=bad)
+
+
+@pytest.mark.django_db
+def test_the_two_tenant_triad(platform):
+    """Anonymous 401, own tenant answered by WeCom, the other tenant 404 with nothing sent."""
+    from django.test import Client
+
+    from tests.api.conftest import NOT_FOUND
+
+    mine = gateway_tenant(platform, corp_index=0, name="mine")
+    theirs = gateway_tenant(platform, corp_index=1, customized=True, name="theirs")
+    hits = mine.hits
+    anonymous = Client().get(mine.url("user/get"), {"userid": mine.userid})
+    assert anonymous.status_code == 401
+    foreign_url = theirs.url("user/get")  # the other client's tenant
+    for method in ("get", "post"):
+        response = getattr(mine.caller, method)(foreign_url, {"userid": theirs.userid})
+        assert response.status_code == 404
+        assert response.json() == NOT_FOUND
+    assert mine.hits == hits
+    own = mine.get("user/get", userid=mine.userid)
+    assert own.status_code == 200
+    assert own["X-Wecom-Errcode"] == "0"
