@@ -16,7 +16,11 @@ test suite.
   - **gateway**: to `/api/v1/…/wecom/user/get` with the API key. Each call does the
     key lookup, the rate limit, the allowlist, the quota script (Redis), the token read
     (Redis), the simulator, and a durable audit INSERT.
-- Both use a fresh connection per request (gunicorn's sync workers close it anyway).
+- For reference, the corp access-token endpoint on the same server (key lookup, rate
+  limit, token read, durable audit row; no WeCom call): the platform's floor for an
+  authenticated, audited request, so the gateway's own share of the cost shows.
+- Every side uses a fresh connection per request (gunicorn's sync workers close it
+  anyway), and the CPU each process spent per request is printed.
 - **Saturation** (closed loop, --connections callers on each side): requests/s.
   TARGET: gateway ≥ 0.5 × direct.
 - **Fixed rate** (open loop, --rate req/s, latency from each request's scheduled start):
@@ -150,7 +154,8 @@ print(json.dumps({
 
 
 def request(port: int, raw: bytes) -> int:
-    """Send one request on a fresh connection; return the HTTP status."""
+    """Send one request on a fresh connection; return the HTTP status (599: no errcode 0
+    nor a token in a 200)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(raw)
         chunks = []
@@ -161,7 +166,8 @@ def request(port: int, raw: bytes) -> int:
             chunks.append(chunk)
     data = b"".join(chunks)
     status = int(data.split(b" ", 2)[1])
-    return status if b'"errcode": 0' in data or b'"errcode":0' in data else 599
+    good = (b'"errcode": 0', b'"errcode":0', b'"access_token"')
+    return status if any(marker in data for marker in good) else 599
 
 
 def raw_get(path: str, key: str | None = None) -> bytes:
@@ -268,13 +274,24 @@ def fixed_rate(label: str, port: int, raw: bytes, rate: float, seconds: float) -
 PARTS = ("simulator", "gunicorn", "postgres", "redis")
 
 
-def measure(args, pids: dict, sim_port: int, web_port: int, direct: bytes, gateway: bytes) -> dict:
-    """Interleaved rounds of both sides; also the CPU each process spent per request."""
-    sat: dict[str, list[Result]] = {"direct": [], "gateway": []}
+def measure(args, pids: dict, sim_port: int, web_port: int, raws: dict[str, bytes]) -> dict:
+    """Interleaved rounds of every side; also the CPU each process spent per request.
+
+    ``token api`` (the corp access-token endpoint on the same server: key lookup, rate
+    limit, token read, durable audit row, no WeCom call) is measured in saturation only:
+    it is the platform's own floor for an authenticated, audited request.
+    """
+    direct, gateway = raws["direct"], raws["gateway"]
+    sat: dict[str, list[Result]] = {"direct": [], "gateway": [], "token api": []}
     fixed: dict[str, list[Result]] = {"direct": [], "gateway": []}
     cpu = {side: dict.fromkeys(PARTS, 0.0) for side in sat}
+    sides = (
+        ("direct", sim_port, direct),
+        ("gateway", web_port, gateway),
+        ("token api", web_port, raws["token api"]),
+    )
     for _ in range(args.rounds):
-        for label, port, raw in (("direct", sim_port, direct), ("gateway", web_port, gateway)):
+        for label, port, raw in sides:
             before = {part: cpu_seconds(pids[part]) for part in PARTS}
             sat[label].append(saturate(label, port, raw, args.connections, args.seconds))
             for part in PARTS:
@@ -303,6 +320,7 @@ def report(title: str, figures: dict, args) -> float:
     print(f"  saturation, {args.connections} callers each side, {args.seconds:.0f} s per round:")
     print("    " + sat["direct"].line())
     print("    " + sat["gateway"].line())
+    print("    " + sat["token api"].line() + "   (the platform's floor, for reference)")
     print(
         f"    ratio gateway/direct {ratio:.2f} (per round: "
         + ", ".join(f"{r:.2f}" for r in figures["rounds"])
@@ -359,6 +377,10 @@ def main() -> None:
             f"?userid={facts['userid']}",
             facts["key"],
         )
+        token_api = raw_get(
+            f"/api/v1/suites/{facts['suite_id']}/corps/{facts['corpid']}/access-token/",
+            facts["key"],
+        )
         web = [
             sys.executable,
             "-m",
@@ -387,13 +409,14 @@ def main() -> None:
             saturate("warm-up", web_port, gateway, args.workers * 2, 2)
             saturate("warm-up", sim_port, direct, args.connections, 1)
             load_before = os.getloadavg()
-            plain = measure(args, pids, sim_port, web_port, direct, gateway)
+            raws = {"direct": direct, "gateway": gateway, "token api": token_api}
+            plain = measure(args, pids, sim_port, web_port, raws)
             httpx.post(
                 f"{sim_url}/sandbox/faults",
                 json={"endpoint": "user/get", "latency_ms": args.wecom_latency_ms},
                 trust_env=False,
             )
-            slow = measure(args, pids, sim_port, web_port, direct, gateway)
+            slow = measure(args, pids, sim_port, web_port, raws)
             load_after = os.getloadavg()
     print(
         f"gunicorn: {args.workers} sync workers; {os.cpu_count()} CPUs shared with PostgreSQL, "
