@@ -56,6 +56,7 @@ class ApiClientAdmin(GuardedModelAdmin):
         "suites",
         "corps",
         "scopes",
+        "wecom_paths",
         "rate_limit_per_minute",
         "revoked_at",
     )

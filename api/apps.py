@@ -14,3 +14,10 @@ class ApiConfig(AppConfig):
         # A tenant's JS-SDK tickets die with its corp token (cancel, reset, suspend).
         if jsapi_tickets_invalidate not in credentials.TENANT_INVALIDATION_HOOKS:
             credentials.TENANT_INVALIDATION_HOOKS.append(jsapi_tickets_invalidate)
+
+        from api.gateway import quotas
+        from wecom_provider.observability import metrics
+
+        metrics.register_gauge_callback(
+            "wecom_gateway_breakers_open", lambda: len(quotas.breakers_open())
+        )

@@ -52,6 +52,15 @@ class ApiClient(models.Model):
     scopes = models.JSONField(
         default=list, blank=True, help_text='extra scopes, e.g. ["webhooks:manage"]'
     )
+    # The WeCom API gateway (api/gateway/): the /cgi-bin/ paths the client may call with
+    # its tenants' corp tokens. Empty: none (fail-closed, 403 before any WeCom call).
+    wecom_paths = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="WeCom gateway paths",
+        help_text='WeCom API paths the client may call through the gateway, "*" matching '
+        'any characters: e.g. ["user/*", "department/list", "message/send"]. Empty: none.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -74,9 +83,15 @@ class ApiClient(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
+        from api.gateway.policy import patterns_problems
+
         known = {value for value, _ in SCOPE_CHOICES}
         if not isinstance(self.scopes, list) or not set(self.scopes) <= known:
             raise ValidationError({"scopes": f"a list of: {', '.join(sorted(known))}"})
+        if self.wecom_paths is None:  # an emptied admin field
+            self.wecom_paths = []
+        if problems := patterns_problems(self.wecom_paths):
+            raise ValidationError({"wecom_paths": problems})
 
     def has_scope(self, scope: str) -> bool:
         return isinstance(self.scopes, list) and scope in self.scopes

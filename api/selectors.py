@@ -132,7 +132,9 @@ _CORP_FIELDS = model_columns(Corp, "id", "corpid", "name")
 _KEY_FIELDS = model_columns(
     ApiKey, "id", "client_id", "prefix", "key_hash", "expires_at", "revoked_at", "last_used_at"
 )
-_CLIENT_FIELDS = model_columns(ApiClient, "id", "name", "rate_limit_per_minute", "revoked_at")
+_CLIENT_FIELDS = model_columns(
+    ApiClient, "id", "name", "rate_limit_per_minute", "revoked_at", "wecom_paths"
+)
 
 
 def _columns(alias: str, names: tuple[str, ...]) -> str:

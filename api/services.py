@@ -76,9 +76,18 @@ def api_client_create(
     expires_in_days: int | None = None,
     rate_limit_per_minute: int | None = None,
     description: str = "",
+    wecom_paths: Iterable[str] = (),
     actor: str = "system",
 ) -> tuple[ApiClient, IssuedKey]:
-    """Create a client with its scope and first key; return both (the key only here)."""
+    """Create a client with its scope and first key; return both (the key only here).
+
+    ``wecom_paths``: the WeCom API path patterns it may call through the gateway.
+    """
+    from api.gateway.policy import patterns_problems
+
+    wecom_paths = list(dict.fromkeys(wecom_paths))
+    if problems := patterns_problems(wecom_paths):
+        raise ApiClientError("; ".join(problems))
     suite_ids, corpids = list(dict.fromkeys(suite_ids)), list(dict.fromkeys(corpids))
     suites = list(Suite.objects.filter(suite_id__in=suite_ids))
     missing = set(suite_ids) - {s.suite_id for s in suites}
@@ -93,7 +102,10 @@ def api_client_create(
         if ApiClient.objects.filter(name=name).exists():
             raise ApiClientError(f"an API client named {name!r} exists; use --rotate")
         client = ApiClient.objects.create(
-            name=name, description=description, rate_limit_per_minute=rate_limit_per_minute
+            name=name,
+            description=description,
+            rate_limit_per_minute=rate_limit_per_minute,
+            wecom_paths=wecom_paths,
         )
         client.suites.set(suites)
         client.corps.set(corps)

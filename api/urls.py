@@ -9,6 +9,7 @@ from django.urls import register_converter
 from drf_spectacular.views import SpectacularAPIView
 from drf_spectacular.views import SpectacularSwaggerView
 
+from api.gateway.views import WeComGatewayApi
 from api.views import events
 from api.views import licensing
 from api.views import tenants
@@ -30,6 +31,22 @@ class WeComIdConverter:
 
 register_converter(WeComIdConverter, "wid")
 
+
+class WeComPathConverter:
+    """Everything after wecom/, control characters included: the gateway's view validates
+    it (a bad path gets its 400, not Django's 404 for a route that did not match)."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(WeComPathConverter, "wecompath")
+
 TENANT = "suites/<wid:suite_id>/corps/<wid:corpid>/"
 LICENSE = TENANT + "license/"
 
@@ -50,6 +67,9 @@ v1 = [
         name="access-token-refresh",
     ),
     path(TENANT + "jsapi-signature/", tenants.JsapiSignatureApi.as_view(), name="jsapi-signature"),
+    # The WeCom API gateway: everything after wecom/ is checked by the view itself (a
+    # bad path gets the gateway's 400, not the catch-all 404).
+    path(TENANT + "wecom/<wecompath:wecom_path>", WeComGatewayApi.as_view(), name="wecom-gateway"),
     path(LICENSE + "orders/", licensing.LicenseOrderListApi.as_view(), name="license-orders"),
     path(
         LICENSE + "orders/<wid:order_id>/",

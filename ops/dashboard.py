@@ -11,6 +11,7 @@ from django.utils import timezone
 from callbacks.models import CallbackEvent
 from licensing.models import OrderStatus
 from ops import charts
+from ops import gateway_panel
 from ops import links
 from ops import selectors
 from tenants.models import Authorization
@@ -409,4 +410,5 @@ def build(*, now: datetime | None = None) -> dict:
         ],
         "inbox": inbox,
         "licenses": licenses,
+        "gateway": gateway_panel.section(),
     }

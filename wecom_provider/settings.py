@@ -494,6 +494,42 @@ API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", default=600, mi
 # whose transaction committed late.
 API_EVENTS_SETTLE_SECONDS = env_int("API_EVENTS_SETTLE_SECONDS", default=2, minimum=0)
 
+# --- WeCom API gateway (api/gateway/, docs/gateway.md) ---------------------------------
+# WeCom's quotas (protocol §10), enforced in Redis before a call leaves (429 +
+# Retry-After); 0 turns one off. Per corp and API, per outbound address and API (the
+# third-party provider figures), per member for app messages, per hour for JS-SDK tickets.
+WECOM_QUOTA_CORP_API_PER_MINUTE = env_int(
+    "WECOM_QUOTA_CORP_API_PER_MINUTE", default=10_000, minimum=0
+)
+WECOM_QUOTA_CORP_API_PER_HOUR = env_int("WECOM_QUOTA_CORP_API_PER_HOUR", default=150_000, minimum=0)
+WECOM_QUOTA_ADDRESS_API_PER_MINUTE = env_int(
+    "WECOM_QUOTA_ADDRESS_API_PER_MINUTE", default=40_000, minimum=0
+)
+WECOM_QUOTA_ADDRESS_API_PER_HOUR = env_int(
+    "WECOM_QUOTA_ADDRESS_API_PER_HOUR", default=1_200_000, minimum=0
+)
+WECOM_QUOTA_MESSAGE_PER_MEMBER_PER_MINUTE = env_int(
+    "WECOM_QUOTA_MESSAGE_PER_MEMBER_PER_MINUTE", default=30, minimum=0
+)
+WECOM_QUOTA_JSAPI_TICKET_CORP_PER_HOUR = env_int(
+    "WECOM_QUOTA_JSAPI_TICKET_CORP_PER_HOUR", default=400, minimum=0
+)
+WECOM_QUOTA_JSAPI_TICKET_APP_PER_HOUR = env_int(
+    "WECOM_QUOTA_JSAPI_TICKET_APP_PER_HOUR", default=100, minimum=0
+)
+# Names the egress address the per-address quota counts for (one shared window when all
+# web processes leave through one NAT address; set per egress otherwise).
+WECOM_GATEWAY_OUTBOUND_ADDRESS = env_str("WECOM_GATEWAY_OUTBOUND_ADDRESS", "")
+# After a 45033 (concurrency) the corp's API is held back this many seconds; a 45009
+# holds it for WeCom's block (60 s, then 1 h, then the rest of the day when repeated).
+WECOM_GATEWAY_CONCURRENCY_BREAKER_SECONDS = env_int(
+    "WECOM_GATEWAY_CONCURRENCY_BREAKER_SECONDS", default=10, minimum=1
+)
+# Largest JSON body a product may send through the gateway (bytes).
+WECOM_GATEWAY_MAX_JSON_BYTES = env_int(
+    "WECOM_GATEWAY_MAX_JSON_BYTES", default=1024 * 1024, minimum=1024
+)
+
 # --- webhooks (webhooks/) ------------------------------------------------------------
 # Hosts (names, IPs or CIDR networks) a subscription may reach over http or at a
 # non-public address; everything else must be https to a public address.

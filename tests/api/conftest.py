@@ -50,6 +50,7 @@ def make_caller(
     corps=(),
     rate_limit: int | None = None,
     expires_in_days: int | None = None,
+    wecom_paths=(),
 ) -> Caller:
     client, issued = api_services.api_client_create(
         name=name,
@@ -57,6 +58,7 @@ def make_caller(
         corpids=[c.corpid for c in corps],
         rate_limit_per_minute=rate_limit,
         expires_in_days=expires_in_days,
+        wecom_paths=wecom_paths,
     )
     return Caller(client, issued.key, Client(HTTP_AUTHORIZATION=f"Bearer {issued.key}"))
 

@@ -31,6 +31,7 @@ def every_route() -> list[tuple[str, str]]:
         path = "/api/v1/" + str(pattern.pattern)
         for name in ("suite_id", "corpid", "order_id"):
             path = path.replace(f"<wid:{name}>", f"x{name}")
+        path = path.replace("<wecompath:wecom_path>", "user/get")
         for method in ("get", "post", "put"):
             if hasattr(pattern.callback.view_class, method):
                 routes.append((path, method))

@@ -131,6 +131,7 @@ def tenant_routes() -> list[tuple[str, str, type]]:
 def fill(route: str, suite_id: str, corpid: str, order_id: str) -> str:
     path = route.replace("<wid:suite_id>", suite_id).replace("<wid:corpid>", corpid)
     path = path.replace("<wid:order_id>", order_id)
+    path = path.replace("<wecompath:wecom_path>", "user/get")  # the WeCom gateway
     assert "<" not in path, path
     return "/api/v1/" + path
 

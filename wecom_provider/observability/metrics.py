@@ -122,6 +122,26 @@ WEBHOOK_SUBSCRIPTIONS_DISABLED_TOTAL = Counter(
     ["reason"],
 )
 
+# The WeCom API gateway (api/gateway/): every call it sends to WeCom (retries included), by
+# path (known paths; others "other") and WeCom's errcode ("transport": no answer,
+# "http_<status>": not WeCom's JSON), and the calls it refused before WeCom.
+GATEWAY_WECOM_CALLS_TOTAL = Counter(
+    "wecom_gateway_calls_total",
+    "WeCom calls sent by the gateway, by path and errcode (0 success, transport, http_<status>).",
+    ["path", "errcode"],
+)
+GATEWAY_WECOM_CALL_SECONDS = Histogram(
+    "wecom_gateway_call_seconds",
+    "Duration of one WeCom call sent by the gateway, by path.",
+    ["path"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+GATEWAY_REFUSED_TOTAL = Counter(
+    "wecom_gateway_refused_total",
+    "Gateway calls refused before WeCom, by path and reason (a quota scope, breaker, not_allowed).",
+    ["path", "reason"],
+)
+
 # --- computed at scrape time -------------------------------------------------------------
 
 GaugeValue = float | int
@@ -231,6 +251,10 @@ SCRAPE_TIME.declare(
 )
 
 
+SCRAPE_TIME.declare(
+    "wecom_gateway_breakers_open",
+    "Corp APIs the gateway holds back now after WeCom's 45009/45033 (shared by every process).",
+)
 SCRAPE_TIME.declare(
     "wecom_webhook_deliveries_pending",
     "Webhook deliveries waiting for an attempt (due now or retrying later).",

@@ -50,6 +50,16 @@ WeCom API (host = base_url; errors are HTTP 200 + errcode/errmsg with a hint)
     GET  /cgi-bin/get_jsapi_ticket, /cgi-bin/ticket/get?type=agent_config,
          /cgi-bin/getcallbackip                         ?access_token
     POST /cgi-bin/license/<name>                        ?provider_access_token (all of §6)
+    Corp APIs (?access_token, what the platform's gateway forwards; api_corp.py,
+    api_external.py, api_media.py; route names are the paths):
+    GET  /cgi-bin/user/get, /user/simplelist, /department/list, /tag/list, /batch/getresult
+    POST /cgi-bin/user/list_id, /batch/syncuser, /batch/replaceuser, /batch/replaceparty
+    GET  /cgi-bin/externalcontact/list, /externalcontact/get
+    POST /cgi-bin/externalcontact/batch/get_by_user, /add_contact_way, /send_welcome_msg
+    POST /cgi-bin/message/send
+    POST /cgi-bin/media/upload?type= (multipart "media"); GET /cgi-bin/media/get?media_id=
+    settings corp_api_quota_per_minute / _per_hour: WeCom's own quota per corp and API
+    (45009 until the window's block ends); 0 = off
     GET  /cgi-bin/service/get_account_balance           ?provider_access_token
     GET  /3rdapp/install?suite_id=&pre_auth_code=&redirect_uri=&state=[&corpid=]
          plays the admin: 302 to redirect_uri?auth_code=…&expires_in=600&state=…
@@ -105,6 +115,9 @@ Control API (JSON; errors are 4xx {"error": …[, "errcode": …]})
            API:      {endpoint: name | "*", latency_ms?, http_status?, errcode?, rate?, times?}
            callback: {target: "callback", endpoint | info_type, drop?, delay_ms?, times?}
     GET    /sandbox/requests?endpoint=&errcode=&since_id=;  DELETE /sandbox/requests
+           (+ http_hits: every request outside the control API, any path)
+    POST   /sandbox/welcome_code            {corpid, userid, external_userid?} → a 20 s code
+    GET    /sandbox/messages                app and welcome messages sent
     GET    /sandbox/pushes?info_type=&channel=&status=&suite_id=&corpid=&since_id=;
     DELETE /sandbox/pushes
     POST   /sandbox/pushes/wait             {timeout?} → {drained, pending}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from wecom_provider.sandbox.credentials import CORP
@@ -42,6 +43,8 @@ class ApiRoute:
     # "omit": success body has no errcode (get_provider_token); "optional": errcode:0 is
     # sent but may be dropped when settings.randomize_legacy_errcode is on (§11 item 4).
     legacy: str | None = None
+    # Largest request body accepted (None: the server's default; media uploads are larger).
+    max_body: int | None = None
 
 
 ROUTES: dict[str, ApiRoute] = {}
@@ -55,6 +58,7 @@ def route(
     token: str | None = None,
     token_param: str | None = None,
     legacy: str | None = None,
+    max_body: int | None = None,
 ):
     """Register the decorated function as the handler of `path`."""
 
@@ -62,7 +66,7 @@ def route(
         if path in ROUTES:
             raise ValueError(f"duplicate route {path}")
         param = token_param or (TOKEN_PARAMS[token] if token else None)
-        ROUTES[path] = ApiRoute(name, method, path, token, param, fn, legacy)
+        ROUTES[path] = ApiRoute(name, method, path, token, param, fn, legacy, max_body)
         return fn
 
     return register
@@ -74,6 +78,7 @@ class Raw:
 
     body: bytes
     content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +90,9 @@ class Call:
     client_ip: str
     token: Token | None = None
     base_url: str = ""
+    # The undecoded body and its Content-Type (multipart uploads; JSON is in `body`).
+    raw: bytes = b""
+    content_type: str = ""
 
     def now(self) -> float:
         return self.state.now()

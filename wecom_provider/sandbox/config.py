@@ -89,6 +89,12 @@ class Settings:
     # Client IPs allowed to call the API; empty = everyone (else 60020, §11 item 17).
     ip_allowlist: list[str] = field(default_factory=list)
     callback_ip_list: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    # WeCom's own quota on corp-token APIs, per corp and API (§10: 10000/min, 150000/h);
+    # 0 = not enforced. Exceeding one answers 45009 until its window ends (60 s, 1 h).
+    corp_api_quota_per_minute: int = 0
+    corp_api_quota_per_hour: int = 0
+    # Seconds (simulator clock) a batch/* contacts job runs before getresult says done.
+    batch_job_seconds: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         """Set the given settings, refusing unknown names and wrong types."""

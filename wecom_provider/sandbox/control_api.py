@@ -451,7 +451,7 @@ def list_requests(call: ControlCall):
         entries = [e for e in entries if str(e["errcode"]) == errcode]
     if since := call.query.get("since_id"):
         entries = [e for e in entries if e["id"] > int(since)]
-    return {"requests": entries}
+    return {"requests": entries, "http_hits": call.state.http_hits}
 
 
 @control("DELETE", "/sandbox/requests")

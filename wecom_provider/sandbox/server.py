@@ -26,9 +26,11 @@ from urllib.parse import urlsplit
 
 from wecom_provider.sandbox import actions
 from wecom_provider.sandbox import api_auth
+from wecom_provider.sandbox import api_corp  # noqa: F401  (registers the corp API routes)
 from wecom_provider.sandbox import api_license  # noqa: F401  (registers the license routes)
 from wecom_provider.sandbox import config as config_mod
 from wecom_provider.sandbox import control_api
+from wecom_provider.sandbox import corp_quota
 from wecom_provider.sandbox import credentials
 from wecom_provider.sandbox import faults as faults_mod
 from wecom_provider.sandbox.actions import ActionError
@@ -242,9 +244,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ----- plumbing ------------------------------------------------------------------
 
-    def _read_body(self) -> bytes:
+    def _read_body(self, limit: int = MAX_BODY) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
+        if length > limit:
             raise ValueError("body too large")
         return self.rfile.read(length) if length else b""
 
@@ -270,8 +272,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
+        if not url.path.startswith("/sandbox") or "access_token" in query:
+            # Every request but the tests' own control calls counts, whatever its path (a
+            # token-bearing one even on a control path): tests assert that hostile input
+            # never reached "WeCom" at all.
+            with self.sandbox.state.lock:
+                self.sandbox.state.http_hits += 1
+        route = ROUTES.get(url.path)
         try:
-            raw = self._read_body()
+            raw = self._read_body((route.max_body if route else None) or MAX_BODY)
         except ValueError:
             self._send_json(413, {"error": "body too large"})
             return
@@ -308,8 +317,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)  # outside the lock: other calls go on
         status, payload, content_type = 200, None, "application/json; charset=UTF-8"
+        headers: dict[str, str] = {}
         errcode: int | None = 0
-        body, malformed = _parse_json(raw) if self.command == "POST" else ({}, False)
+        request_type = self.headers.get("Content-Type") or ""
+        json_body = self.command == "POST" and not request_type.startswith("multipart/")
+        body, malformed = _parse_json(raw) if json_body else ({}, False)
         with state.lock:
             now = state.ts()
             try:
@@ -320,9 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
                 elif fault and fault.errcode:
                     raise ApiError(fault.errcode, "injected fault")
                 else:
-                    result = self._api_call(route, query, body, client_ip)
+                    result = self._api_call(route, query, body, client_ip, raw)
                     if isinstance(result, Raw):
                         payload, content_type = result.body, result.content_type
+                        headers = result.headers
                     else:
                         payload = self._success(route, result)
             except ApiError as exc:
@@ -347,9 +360,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if isinstance(payload, dict):
             payload = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self._send(status, payload, content_type)
+        self._send(status, payload, content_type, headers)
 
-    def _api_call(self, route, query, body, client_ip):
+    def _api_call(self, route, query, body, client_ip, raw=b""):
         state = self.sandbox.state
         allow = state.settings.ip_allowlist
         if allow and client_ip not in allow:
@@ -362,7 +375,11 @@ class _Handler(BaseHTTPRequestHandler):
             token = credentials.check_token(
                 state, param=route.token_param, kind=route.token, value=query.get(route.token_param)
             )
+            if route.token == credentials.CORP:
+                # WeCom's own quota per corp and API (settings; off by default).
+                corp_quota.take(state, token.corpid, route.name)
         call = Call(state, route, query, body, client_ip, token, self.sandbox.base_url)
+        call.raw, call.content_type = raw, self.headers.get("Content-Type") or ""
         return route.handler(call)
 
     def _success(self, route, result: dict[str, Any]) -> dict[str, Any]:

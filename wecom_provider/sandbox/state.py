@@ -17,6 +17,7 @@ from typing import Any
 
 from wecom_provider.sandbox import config as config_mod
 from wecom_provider.sandbox.clock import SimClock
+from wecom_provider.sandbox.directory import CorpData
 from wecom_provider.sandbox.faults import Fault
 from wecom_provider.sandbox.models import ActiveCode
 from wecom_provider.sandbox.models import AuthCode
@@ -115,6 +116,10 @@ class SandboxState:
         self.pushes: collections.deque = collections.deque(maxlen=PUSH_LOG_MAX)
         self.push_ids = itertools.count(1)
         self.verifications: list[dict[str, Any]] = []
+        # HTTP requests to anything but /sandbox (every path, known or not).
+        self.http_hits = 0
+        # Corp APIs (api_corp.py): not snapshotted, like the logs.
+        self.corp_data = CorpData()
         # get_app_license_info's license_check_time: enforcement began when we started.
         if self.settings.license_check_time is None:
             self.settings.license_check_time = self.clock.ts()

@@ -1,11 +1,14 @@
 """manage.py create_api_client NAME [--suite ID]… [--corp C]… [--expires-in-days N]
-                                [--rate-limit N]
+                                [--rate-limit N] [--wecom-path PATTERN]…
    manage.py create_api_client --rotate NAME [--expires-in-days N]
    manage.py create_api_client --revoke-key PREFIX
 
 Creates an API client scoped to suites (all their corps) and/or corps (those only) and
 prints its key once, alone on the last line (so ``| tail -n 1`` captures it). The key
 is never stored (only its SHA-256) and cannot be shown again.
+
+``--wecom-path`` (repeatable) lets the client call those WeCom API paths through the
+gateway (``user/*``, ``message/send``; ``*`` matches any characters); none by default.
 
 ``--rotate NAME`` issues a second key for an existing client; both work until the old
 one is revoked (``--revoke-key <prefix>`` or admin). A client has at most two usable keys.
@@ -36,6 +39,13 @@ class Command(BaseCommand):
         parser.add_argument("--expires-in-days", type=int, default=None)
         parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
         parser.add_argument("--description", default="")
+        parser.add_argument(
+            "--wecom-path",
+            action="append",
+            default=[],
+            dest="wecom_paths",
+            help="WeCom API path pattern the client may call through the gateway (repeatable)",
+        )
         parser.add_argument("--rotate", metavar="NAME", help="issue a second key for NAME")
         parser.add_argument("--revoke-key", metavar="PREFIX", help="revoke one key now")
 
@@ -58,6 +68,7 @@ class Command(BaseCommand):
                 expires_in_days=expires_in_days,
                 rate_limit_per_minute=rate_limit,
                 description=options["description"],
+                wecom_paths=options["wecom_paths"],
                 actor="manage.py create_api_client",
             )
         except services.ApiClientError as exc:
