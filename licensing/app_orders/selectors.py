@@ -102,6 +102,31 @@ def editions_over_limit() -> QuerySet[TenantEdition]:
     )
 
 
+def edition_figures(*, trial_days: tuple[int, ...], now: datetime | None = None) -> dict:
+    """One query: trials ending within each of ``trial_days`` (the same rows as
+    ``trials_ending``) and editions over their limit (as ``editions_over_limit``)."""
+    now = now or timezone.now()
+    active = Q(authorization__status=Authorization.Status.ACTIVE)
+    counts = {
+        f"trials_{days}": Count(
+            "pk",
+            filter=active
+            & Q(
+                app_status=AppStatus.TRIAL,
+                expired_time__gt=now,
+                expired_time__lte=now + timedelta(days=days),
+            ),
+        )
+        for days in trial_days
+    }
+    counts["over_limit"] = Count("pk", filter=active & Q(app_status__in=OVER_LIMIT_STATUSES))
+    figures = TenantEdition.objects.aggregate(**counts)
+    return {
+        "trials": {days: figures[f"trials_{days}"] for days in trial_days},
+        "over_limit": figures["over_limit"],
+    }
+
+
 def app_orders_awaiting_payment() -> int:
     return AppOrder.objects.filter(status=AppOrderStatus.UNPAID).count()
 

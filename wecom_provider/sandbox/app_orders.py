@@ -100,7 +100,7 @@ def order_view(order: AppOrder) -> dict[str, Any]:
     view: dict[str, Any] = {
         key: value
         for key, value in asdict(order).items()
-        if key not in ("test", "previous_edition", "dealer_corpid", "dealer_corp_name")
+        if key not in ("test", "previous_edition", "paid_seq", "dealer_corpid", "dealer_corp_name")
     }
     if not order.operator_id:
         view.pop("operator_id")  # the provider or a dealer ordered: WeCom omits it
@@ -222,6 +222,7 @@ def order_pay(state, order: AppOrder) -> None:
     order.order_status, order.paid_time = PAID, now
     order.begin_time, order.end_time = _term(order, current, now)
     order.previous_edition = current
+    order.paid_seq = 1 + max((o.paid_seq for o in state.app_orders.values()), default=0)
     _push(
         state, "pay_for_app_success", order.suiteid, order.paid_corpid, [("OrderId", order.orderid)]
     )
@@ -280,7 +281,7 @@ def _latest_paid(state, order: AppOrder) -> bool:
         and o.paid_time
         and o.order_status in (PAID, REFUNDING, REFUND_REJECTED)
     ]
-    return bool(mine) and max(mine, key=lambda o: (o.paid_time, o.orderid)) is order
+    return bool(mine) and max(mine, key=lambda o: o.paid_seq) is order
 
 
 def order_refund(state, order: AppOrder, action: str) -> None:

@@ -357,6 +357,8 @@ class AppOrder:
     test: bool = False  # listed by get_order_list only with test_mode=1
     # The corp's edition before this order was paid: a refund puts it back [sim].
     previous_edition: dict[str, Any] = field(default_factory=dict)
+    # Payment order across all app orders (paid_time has one-second ties).
+    paid_seq: int = 0
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
