@@ -80,7 +80,8 @@ class TrialProlongApi(TenantScopedApi):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication and throttles first
-        license_services.license_write_guard(authorization=self.tenant)  # 404, then 409
+        if request.method == "POST":
+            license_services.license_write_guard(authorization=self.tenant)  # 404, then 409
 
     @extend_schema(
         operation_id="edition_prolong_trial",

@@ -94,7 +94,9 @@ def row_snapshot(row: TenantEdition) -> dict[str, Any]:
     return snapshot(EditionInfo.parse(row.raw)) if row.read_at else snapshot(EditionInfo())
 
 
-def _next_check(info: EditionInfo, now: datetime) -> datetime:
+def _next_check(info: EditionInfo, now: datetime) -> datetime | None:
+    if info.empty:
+        return None  # no paid edition to watch: events, orders and the reconciler still look
     due = now + RECHECK
     end = _dt(info.expired_time)
     if end is not None and info.app_status in (AppStatus.TRIAL, AppStatus.PAID):

@@ -232,8 +232,8 @@ def test_lost_duplicated_reordered_callbacks_converge_to_wecom(platform, ctl):
     run_state_machine_as_test(
         AppOrdersVersusWeCom,
         settings=settings(
-            max_examples=25,
-            stateful_step_count=25,
+            max_examples=20,
+            stateful_step_count=20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
             database=None,  # no example files written into the repository

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from licensing.app_orders import editions
@@ -213,3 +214,14 @@ def test_trials_extend_with_a_record_and_warn_at_30_and_7_days(platform, ctl, te
     soon = row.expired_time - timedelta(days=6)
     assert editions.trials_expiring_scan(now=soon) == 1  # and once within 7
     assert [e.data["within_days"] for e in feed("trial.expiring")] == [30, 7]
+
+
+def test_the_reconcile_command_mirrors_and_reports(platform, ctl, tenant, capsys):
+    truth = ctl.create_app_order(platform.suite.suite_id, tenant.corp.corpid)
+    ctl.app_order(truth["orderid"], "pay")
+    call_command("app_order_reconcile", "--days", "31")
+    out = capsys.readouterr().out
+    assert "orders_new=1" in out
+    assert "editions_read=1" in out
+    assert "errors=0" in out
+    assert AppOrder.objects.get(order_id=truth["orderid"]).status == 1
