@@ -111,6 +111,62 @@ BATCH = {
 }
 
 
+APP_ORDER = {
+    "order_id": "AO7Q2M9X4K1B8N3V6C5Z0L1J2H",
+    "suite_id": SUITE_ID,
+    "corpid": CORPID,
+    "status": 1,
+    "order_type": 0,
+    "order_from": 0,
+    "edition_id": "ESP1a2b3c4d",
+    "edition_name": "专业版",
+    "price": 365000,
+    "user_count": 100,
+    "order_period": 365,
+    "order_time": WHEN,
+    "paid_time": WHEN,
+    "begin_time": WHEN,
+    "end_time": "2027-01-01T10:00:00Z",
+    "operator_id": "woAdmin0001",
+    "operator_corpid": CORPID,
+    "service_share_amount": 255500,
+    "platform_share_amount": 109500,
+    "dealer_share_amount": 0,
+    "dealer_corpid": "",
+    "dealer_corp_name": "",
+    "test_mode": False,
+    "replaces": "",
+    "replaced_by": "",
+    "last_synced_at": WHEN,
+}
+EDITION = {
+    "suite_id": SUITE_ID,
+    "corpid": CORPID,
+    "edition_id": "ESP1a2b3c4d",
+    "edition_name": "专业版",
+    "app_status": 1,
+    "app_status_name": "trial",
+    "user_limit": 200,
+    "expired_time": "2026-01-16T10:00:00Z",
+    "days_left": 15,
+    "is_virtual_version": False,
+    "is_shared_from_other_corp": False,
+    "over_limit": False,
+    "read_at": WHEN,
+    "changed_at": WHEN,
+    "history": [
+        {
+            "at": WHEN,
+            "source": "install",
+            "order_id": "",
+            "before": {"edition_id": "", "app_status": None},
+            "after": {"edition_id": "ESP1a2b3c4d", "app_status": 1},
+        }
+    ],
+    "trial_extensions": [],
+}
+
+
 SUBSCRIPTION = {
     "id": "sub_3fK9pQ2mX7",
     "url": "https://crm.example.com/hooks/wecom",
@@ -279,6 +335,32 @@ EXAMPLES: dict[str, list[OpenApiExample]] = {
         )
     ],
     "license_orders_list": [_response("an order", ORDER)],
+    "app_orders_list": [_response("a paid order", [APP_ORDER])],
+    "app_orders_retrieve": [_response("a paid order", APP_ORDER)],
+    "edition_retrieve": [_response("on a trial", EDITION)],
+    "edition_prolong_trial": [
+        _request("ten more days", {"days": 10}),
+        _response(
+            "extended",
+            {
+                "days": 10,
+                "try_end_time": "2026-01-26T10:00:00Z",
+                "edition": {
+                    **EDITION,
+                    "expired_time": "2026-01-26T10:00:00Z",
+                    "days_left": 25,
+                    "trial_extensions": [
+                        {
+                            "days": 10,
+                            "try_end_time": "2026-01-26T10:00:00Z",
+                            "actor": "api:crm",
+                            "created_at": WHEN,
+                        }
+                    ],
+                },
+            },
+        ),
+    ],
     "license_orders_create": [
         _request(
             "ten basic accounts for a year",

@@ -12,6 +12,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 from api.gateway.views import WeComGatewayApi
 from api.views import events
 from api.views import licensing
+from api.views import paid_apps
 from api.views import tenants
 from api.views.fallback import NotFoundApi
 from webhooks.urls import urlpatterns as webhook_urls
@@ -104,6 +105,19 @@ v1 = [
         name="license-auto-active",
     ),
     path(LICENSE + "app-info/", licensing.LicenseAppInfoApi.as_view(), name="license-app-info"),
+    # Paid apps (应用版本付费): the tenant's edition, its trial, its app orders.
+    path(TENANT + "edition/", paid_apps.EditionApi.as_view(), name="edition"),
+    path(
+        TENANT + "edition/prolong-trial/",
+        paid_apps.TrialProlongApi.as_view(),
+        name="edition-prolong-trial",
+    ),
+    path(TENANT + "app-orders/", paid_apps.AppOrderListApi.as_view(), name="app-orders"),
+    path(
+        TENANT + "app-orders/<wid:app_order_id>/",
+        paid_apps.AppOrderDetailApi.as_view(),
+        name="app-order",
+    ),
     path("login/qr/", tenants.QrLoginApi.as_view(), name="qr-login"),
     path("events/", events.EventListApi.as_view(), name="events"),
     # The webhooks app's routes (webhooks/urls.py), flattened so every /api/v1/ route is

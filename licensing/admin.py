@@ -447,3 +447,8 @@ class CorpLicenseSettingsAdmin(ReadOnlyMixin, GuardedModelAdmin):
     list_display = ("corp", "auto_active_status", "synced_at", "accounts_reconciled_at")
     list_filter = ("auto_active_status",)
     search_fields = ("corp__corpid",)
+
+
+# Paid apps' console (orders, editions, trials) lives beside its services; importing it
+# here registers it when the admin autodiscovers this module.
+from licensing.app_orders import admin as app_order_admin  # noqa: E402,F401

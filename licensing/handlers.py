@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from licensing import services
+from licensing.app_orders.handlers import HANDLERS as APP_ORDER_HANDLERS
 from licensing.models import OrderStatus
 from tenants.models import Authorization
 from tenants.models import Corp
@@ -122,4 +123,6 @@ HANDLERS = {
     "license_refund": handle_license_refund,
     "auto_activate": handle_auto_activate,
     "unlicensed_notify": handle_unlicensed_notify,
+    # Paid apps (应用版本付费): the five order events and change_editon (app_orders/).
+    **APP_ORDER_HANDLERS,
 }

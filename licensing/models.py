@@ -467,3 +467,12 @@ class CorpLicenseSummary(Corp):
             ("sync_license_info", "Can read app license info from WeCom"),
             ("reconcile_license_accounts", "Can reconcile activated accounts"),
         ]
+
+
+# Paid apps (应用版本付费) live in their own module; importing them here registers them
+# with the licensing app (Django finds an app's models through its models module).
+from licensing.app_orders.models import AppOrder  # noqa: E402,F401
+from licensing.app_orders.models import AppOrderStatusChange  # noqa: E402,F401
+from licensing.app_orders.models import TenantEdition  # noqa: E402,F401
+from licensing.app_orders.models import TenantEditionChange  # noqa: E402,F401
+from licensing.app_orders.models import TrialExtension  # noqa: E402,F401

@@ -123,3 +123,7 @@ def corp_accounts_reconcile(corp_id: int) -> None:
 def expiry_scan() -> int:
     """Publish license.expiring for accounts expiring within LICENSE_EXPIRY_WARNING_DAYS."""
     return services.license_expiry_scan()
+
+
+# Paid apps' tasks live beside their services; Celery's autodiscovery imports this module.
+from licensing.app_orders import tasks as app_order_tasks  # noqa: E402,F401

@@ -31,6 +31,9 @@ OPERATOR_PERMISSIONS = (
     "licensing.refresh_licenseaccount",
     "licensing.sync_license_info",
     "licensing.reconcile_license_accounts",
+    "licensing.sync_apporder",
+    "licensing.refresh_tenantedition",
+    "licensing.prolong_trial",
     "webhooks.replay_delivery",
     "webhooks.enable_subscription",
 )

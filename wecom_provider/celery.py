@@ -31,6 +31,10 @@ SCHEDULE: list[tuple[str, str, int]] = [
     ("license-orders-poll", "licensing.orders_poll_due", 2 * MIN),
     ("license-reconcile", "licensing.reconcile", 6 * 60 * MIN),
     ("license-expiry-scan", "licensing.expiry_scan", 60 * MIN),
+    # Paid apps: orders not final and editions due; the order-list walk; trial warnings.
+    ("app-orders-poll", "licensing.app_orders_poll_due", 2 * MIN),
+    ("app-orders-reconcile", "licensing.app_orders_reconcile", 6 * 60 * MIN),
+    ("trial-expiry-scan", "licensing.trials_expiring_scan", 60 * MIN),
     ("webhook-deliveries-sweep", "webhooks.deliveries_sweep", 10),  # retries, lost messages
     ("feed-prune", "webhooks.feed_prune", 60 * MIN),
 ]

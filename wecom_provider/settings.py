@@ -480,6 +480,8 @@ INSTALL_STATE_MAX_AGE = env_int("INSTALL_STATE_MAX_AGE", default=60 * 60, minimu
 # --- licenses ---------------------------------------------------------------------
 LICENSE_RECONCILE_DAYS = env_int("LICENSE_RECONCILE_DAYS", default=365, minimum=1)
 LICENSE_EXPIRY_WARNING_DAYS = env_int("LICENSE_EXPIRY_WARNING_DAYS", default=30, minimum=1)
+# Paid apps (应用版本付费): the order history the reconciler walks (31-day windows).
+APP_ORDER_RECONCILE_DAYS = env_int("APP_ORDER_RECONCILE_DAYS", default=365, minimum=1)
 
 # --- callbacks -------------------------------------------------------------------
 CALLBACK_MAX_BODY_BYTES = env_int("CALLBACK_MAX_BODY_BYTES", default=64 * 1024, minimum=1024)

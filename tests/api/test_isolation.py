@@ -19,6 +19,8 @@ from dataclasses import field
 import pytest
 
 from api import urls as api_urls
+from licensing.app_orders.models import AppOrder
+from licensing.app_orders.models import TenantEdition
 from licensing.models import LicenseAccount
 from licensing.models import LicenseOrder
 from tenants.feed import feed_publish
@@ -32,6 +34,7 @@ from tests.tenants.factories import make_suite
 SEEDS = [20240601, 7]
 SUITES, CORPS, CLIENTS = 3, 5, 6
 MISSING_SUITE, MISSING_CORP, MISSING_ORDER = "wwnosuchsuite", "wpnosuchcorp", "NOSUCHORDER"
+ORDER_PARAMS = ("<wid:order_id>", "<wid:app_order_id>")
 _counter = itertools.count()
 
 
@@ -42,6 +45,7 @@ class World:
     authorizations: dict  # (suite_pk, corp_pk) -> Authorization
     tokens: dict  # authorization pk -> token value
     orders: dict  # corp pk -> order_id
+    app_orders: dict  # (suite pk, corp pk) -> app order_id (paid apps are per tenant)
     events: list  # FeedEvent
     callers: list = field(default_factory=list)
     scopes: dict = field(default_factory=dict)  # client name -> (suite pks, corp pks)
@@ -77,6 +81,17 @@ def build_world(rng: random.Random) -> World:
         LicenseOrder.objects.create(order_id=order_id, corp=corp, order_type=1, status=0)
         orders[corp.pk] = order_id
         LicenseAccount.objects.create(corp=corp, active_code=f"CODE{run}c{corp.pk}", type=1)
+    app_orders = {}
+    for (suite_pk, corp_pk), authorization in authorizations.items():
+        order_id = f"APP{run}s{suite_pk}c{corp_pk}"
+        AppOrder.objects.create(
+            order_id=order_id, suite=authorization.suite, corp=authorization.corp, status=1
+        )
+        app_orders[(suite_pk, corp_pk)] = order_id
+        if rng.random() < 0.5:  # read editions for some tenants; the rest answer from tenants'
+            TenantEdition.objects.create(
+                authorization=authorization, edition_id=f"ED{suite_pk}", app_status=1
+            )
     events = []
     for (suite_pk, corp_pk), authorization in authorizations.items():
         events.append(
@@ -88,12 +103,22 @@ def build_world(rng: random.Random) -> World:
                 data={"corpid": authorization.corp.corpid},
             )
         )
+    for (suite_pk, corp_pk), authorization in authorizations.items():  # paid apps: both
+        events.append(
+            feed_publish(
+                type="app_order.paid",
+                source_key=f"iso:{run}:app:{suite_pk}:{corp_pk}",
+                suite=authorization.suite,
+                corp=authorization.corp,
+                data={"order_id": app_orders[(suite_pk, corp_pk)]},
+            )
+        )
     for corp in corps:  # license events: a corp, no suite
         events.append(
             feed_publish(type="license.paid", source_key=f"iso:{run}:lic:{corp.pk}", corp=corp)
         )
     events.append(feed_publish(type="provider.something", source_key=f"iso:{run}:none"))
-    world = World(suites, corps, authorizations, tokens, orders, events)
+    world = World(suites, corps, authorizations, tokens, orders, app_orders, events)
     for i in range(CLIENTS):
         if i == 0:
             scope_suites, scope_corps = [], []  # fail-closed: sees nothing
@@ -130,7 +155,8 @@ def tenant_routes() -> list[tuple[str, str, type]]:
 
 def fill(route: str, suite_id: str, corpid: str, order_id: str) -> str:
     path = route.replace("<wid:suite_id>", suite_id).replace("<wid:corpid>", corpid)
-    path = path.replace("<wid:order_id>", order_id)
+    for param in ORDER_PARAMS:
+        path = path.replace(param, order_id)
     path = path.replace("<wecompath:wecom_path>", "user/get")  # the WeCom gateway
     assert "<" not in path, path
     return "/api/v1/" + path
@@ -154,7 +180,24 @@ def all_pages(caller, path: str) -> list[dict]:
 
 
 # Routes whose in-scope GET answers from the database alone (no WeCom call).
-DB_ONLY_GETS = re.compile(r"(/corps/<wid:corpid>/|access-token/|orders/|accounts/)$")
+DB_ONLY_GETS = re.compile(r"(/corps/<wid:corpid>/|access-token/|orders/|accounts/|edition/)$")
+
+
+def order_ids_for(world: World, route: str, suite, corp) -> tuple[list[str], str | None]:
+    """Return (ids to try on ``route``, the tenant's own id among them or None)."""
+    if "<wid:app_order_id>" in route:
+        own = world.app_orders.get((suite.pk, corp.pk)) if suite and corp else None
+        foreign = next(
+            o
+            for key, o in world.app_orders.items()
+            if not suite or not corp or key != (suite.pk, corp.pk)
+        )
+        return [foreign, *([own] if own else [])], own
+    if "<wid:order_id>" in route:
+        own = world.orders[corp.pk] if corp is not None else None
+        foreign = next(o for pk, o in world.orders.items() if corp is None or pk != corp.pk)
+        return [foreign, *([own] if own else [])], own
+    return [MISSING_ORDER], None
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -196,21 +239,16 @@ def test_isolation_matrix(settings, seed):
                 in_scope = (
                     suite is not None and corp is not None and visible(world, caller, suite, corp)
                 )
-                # Another corp's order through this path must never be found.
-                foreign = next(
-                    (o for pk, o in world.orders.items() if corp is None or pk != corp.pk)
-                )
-                order_ids = [foreign]
-                if corp is not None:
-                    order_ids.append(world.orders[corp.pk])
                 for route, method, _view in routes:
-                    for order_id in order_ids if "<wid:order_id>" in route else [MISSING_ORDER]:
+                    order_ids, own = order_ids_for(world, route, suite, corp)
+                    for order_id in order_ids:
                         path = fill(route, suite_id, corpid, order_id)
                         response = call(caller, method, path)
                         checked += 1
                         bodies.append(response.content.decode())
-                        own_order = corp is not None and order_id == world.orders[corp.pk]
-                        if not in_scope or ("<wid:order_id>" in route and not own_order):
+                        # Another tenant's order through this path must never be found.
+                        names_order = any(p in route for p in ORDER_PARAMS)
+                        if not in_scope or (names_order and order_id != own):
                             assert response.status_code == 404, (caller.client.name, method, path)
                             assert response.json() == NOT_FOUND
                             continue

@@ -31,6 +31,8 @@ from django.views.generic import RedirectView
 
 from api import services as api_services
 from callbacks.models import CallbackEvent
+from licensing.app_orders.models import AppOrder
+from licensing.app_orders.models import TenantEdition
 from licensing.models import AccountStatus
 from licensing.models import AccountType
 from licensing.models import LicenseAccount
@@ -144,6 +146,10 @@ def rows(platform):
         status=AccountStatus.UNBOUND,
         created_time=timezone.now(),
     )
+    AppOrder.objects.create(
+        order_id="matrix-app-order", suite=platform.suite, corp=authorization.corp, status=0
+    )
+    TenantEdition.objects.get_or_create(authorization=authorization)
 
 
 def request_for(user, method: str = "get"):

@@ -34,6 +34,15 @@ LICENSE_TYPES = [
     "license.unlicensed",
     "license.expiring",
 ]
+# Paid apps (应用版本付费): tenant events (a suite and a corp), published by licensing.
+PAID_APP_TYPES = [
+    "app_order.created",
+    "app_order.paid",
+    "app_order.refunded",
+    "app_order.replaced",
+    "edition.changed",
+    "trial.expiring",
+]
 WELCOME_CODE = "WELCOME-CODE-7f3a9c"
 AUTH_CODE = "AUTH-CODE-SECRET-19d2"
 
@@ -65,7 +74,7 @@ def contact_xml(tenant, info_type: str, change_type: str, extra: str = "") -> st
 def test_every_event_type_reaches_the_receiver_signed(client, tenant, subscribed, receiver):
     published = []
     # Tenant lifecycle and licence events, through the one publishing function.
-    for n, type_ in enumerate([*sorted(set(FEED_TYPES.values())), *LICENSE_TYPES]):
+    for n, type_ in enumerate([*sorted(set(FEED_TYPES.values())), *LICENSE_TYPES, *PAID_APP_TYPES]):
         corp_only = type_.startswith("license.")
         feed_publish(
             type=type_,

@@ -81,6 +81,10 @@ EXPECTED = {
             "get_auto_active_status",
         )
     },
+    # §13 paid apps (path/91909, 91910, 91913)
+    "app_get_order": ("POST", "/cgi-bin/service/get_order", S),
+    "app_get_order_list": ("POST", "/cgi-bin/service/get_order_list", S),
+    "prolong_try": ("POST", "/cgi-bin/service/prolong_try", S),
 }
 
 

@@ -61,6 +61,8 @@ WeCom API (host = base_url; errors are HTTP 200 + errcode/errmsg with a hint)
     settings corp_api_quota_per_minute / _per_hour: WeCom's own quota per corp and API
     (45009 until the window's block ends); 0 = off
     GET  /cgi-bin/service/get_account_balance           ?provider_access_token
+    POST /cgi-bin/service/get_order, /get_order_list, /prolong_try   ?suite_access_token
+         paid apps (应用版本付费, app_orders.py): orders, list by order time, trials
     GET  /3rdapp/install?suite_id=&pre_auth_code=&redirect_uri=&state=[&corpid=]
          plays the admin: 302 to redirect_uri?auth_code=…&expires_in=600&state=…
          (no create_auth push; set_session_info auth_type=1 makes a test install)
@@ -108,6 +110,13 @@ Control API (JSON; errors are 4xx {"error": …[, "errcode": …]})
     POST   /sandbox/orders/<order_id>/pay   pay (→ codes, license_pay_success)
     POST   /sandbox/orders/<order_id>/refund {action: request | approve | reject}
     POST   /sandbox/orders/<order_id>/expire unpaid → 3
+    POST   /sandbox/app_orders              {suite_id, corpid, edition_id?, user_count?,
+                                             period_days?, order_type?, order_from?, dealer?}
+                                            a paid-app order (status 0) → open_order
+    POST   /sandbox/app_orders/<orderid>/pay | cancel | expire | refund {action} |
+                                  change_price {price} → pay_for_app_success + change_editon,
+                                  cancel_order, (none), refund + change_editon, change_order
+    POST   /sandbox/app_trial/expire        {suite_id, corpid} the trial runs out now
     POST   /sandbox/push_ticket             {suite_id?} new ticket(s) now
     GET    /sandbox/clock; POST /sandbox/clock/advance {seconds}
     POST   /sandbox/tokens/revoke           {token? | kind? | suite_id? | corpid?}

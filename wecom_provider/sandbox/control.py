@@ -177,6 +177,24 @@ class SandboxControl:
     def expire_order(self, order_id: str) -> dict[str, Any]:
         return self._call("POST", f"orders/{order_id}/expire", {})["order"]
 
+    # ----- paid apps (应用版本付费) ----------------------------------------------------
+
+    def create_app_order(self, suite_id: str, corpid: str, **spec: Any) -> dict[str, Any]:
+        """Place an order (edition_id, user_count, period_days, order_type, order_from,
+        dealer): pushes open_order."""
+        body = {"suite_id": suite_id, "corpid": corpid, **spec}
+        return self._call("POST", "app_orders", body)["order"]
+
+    def app_order(self, orderid: str, verb: str, /, **body: Any) -> dict[str, Any]:
+        """``verb``: pay | cancel | expire | refund (body action=request|approve|reject) |
+        change_price (body price)."""
+        return self._call("POST", f"app_orders/{orderid}/{verb}", body)
+
+    def expire_trial(self, suite_id: str, corpid: str) -> dict[str, Any]:
+        """Let the corp's trial run out now: app_status 2 and change_editon."""
+        body = {"suite_id": suite_id, "corpid": corpid}
+        return self._call("POST", "app_trial/expire", body)["edition"]
+
     # ----- tickets, clock, tokens, faults --------------------------------------------
 
     def push_ticket(self, suite_id: str | None = None) -> dict[str, str]:

@@ -328,5 +328,38 @@ class PayJob:
     fail_corp_list: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class AppOrder:
+    """A paid-app order (应用版本付费, protocol doc §13); fields as get_order names them."""
+
+    orderid: str
+    suiteid: str
+    paid_corpid: str
+    order_status: int
+    order_type: int
+    edition_id: str
+    edition_name: str
+    price: int
+    user_count: int
+    order_period: int  # days
+    order_time: int
+    order_from: int = 0  # 0 corp, 1 provider on the corp's behalf, 2 dealer
+    operator_id: str = ""
+    operator_corpid: str = ""
+    paid_time: int = 0
+    begin_time: int = 0
+    end_time: int = 0
+    service_share_amount: int = 0
+    platform_share_amount: int = 0
+    dealer_share_amount: int = 0
+    dealer_corpid: str = ""
+    dealer_corp_name: str = ""
+    test: bool = False  # listed by get_order_list only with test_mode=1
+    # The corp's edition before this order was paid: a refund puts it back [sim].
+    previous_edition: dict[str, Any] = field(default_factory=dict)
+    # Payment order across all app orders (paid_time has one-second ties).
+    paid_seq: int = 0
+
+
 def to_dict(obj: Any) -> dict[str, Any]:
     return asdict(obj)

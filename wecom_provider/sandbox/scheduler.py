@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 
 from wecom_provider.sandbox import actions
+from wecom_provider.sandbox import app_orders
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Scheduler:
                         # One push per catch-up: after a big clock jump WeCom would not
                         # replay the missed pushes either.
                         self._next_ticket[suite_id] = now + interval
+            # Trials and paid terms end at a time, whoever is watching (change_editon).
+            app_orders.expire_due(state)
             while self._heap and self._heap[0][0] <= now:
                 _, _, fn = heapq.heappop(self._heap)
                 try:

@@ -28,6 +28,7 @@ from wecom_provider.sandbox import actions
 from wecom_provider.sandbox import api_auth
 from wecom_provider.sandbox import api_corp  # noqa: F401  (registers the corp API routes)
 from wecom_provider.sandbox import api_license  # noqa: F401  (registers the license routes)
+from wecom_provider.sandbox import app_orders  # noqa: F401  (registers the paid-app routes)
 from wecom_provider.sandbox import config as config_mod
 from wecom_provider.sandbox import control_api
 from wecom_provider.sandbox import corp_quota

@@ -20,6 +20,7 @@ from wecom_provider.sandbox.clock import SimClock
 from wecom_provider.sandbox.directory import CorpData
 from wecom_provider.sandbox.faults import Fault
 from wecom_provider.sandbox.models import ActiveCode
+from wecom_provider.sandbox.models import AppOrder
 from wecom_provider.sandbox.models import AuthCode
 from wecom_provider.sandbox.models import Authorization
 from wecom_provider.sandbox.models import Corp
@@ -56,6 +57,7 @@ _SNAPSHOT_DICTS = {
     "renew_jobs": RenewJob,
     "new_order_jobs": NewOrderJob,
     "pay_jobs": PayJob,
+    "app_orders": AppOrder,
 }
 
 
@@ -107,6 +109,8 @@ class SandboxState:
         self.renew_jobs: dict[str, RenewJob] = {}
         self.new_order_jobs: dict[str, NewOrderJob] = {}
         self.pay_jobs: dict[str, PayJob] = {}
+        self.app_orders: dict[str, AppOrder] = {}  # paid-app orders (§13) by orderid
+        self.edition_sweep_at = 0.0  # next scan for trials / paid terms that ran out
         self.last_transfer: dict[str, float] = {}  # "corpid|userid" -> last handover time
         self.next_agentid = 1000001
         self.faults: list[Fault] = []
@@ -222,6 +226,7 @@ class SandboxState:
             "renew_jobs": [asdict(j) for j in self.renew_jobs.values()],
             "new_order_jobs": [asdict(j) for j in self.new_order_jobs.values()],
             "pay_jobs": [asdict(j) for j in self.pay_jobs.values()],
+            "app_orders": [asdict(o) for o in self.app_orders.values()],
             "auto_active": {c.corpid: c.auto_active for c in self.corps.values()},
             "dissolved": {c.corpid: c.dissolved for c in self.corps.values() if c.dissolved},
             "tokens": [asdict(t) for t in self.tokens.values()],
@@ -265,7 +270,8 @@ class SandboxState:
         self.last_transfer = dict(data["last_transfer"])
         self.next_agentid = int(data["next_agentid"])
         for name, cls in _SNAPSHOT_DICTS.items():
-            setattr(self, name, {k: from_dict(cls, v) for k, v in data[name].items()})
+            # .get: a snapshot from before a collection existed (app_orders) loads empty.
+            setattr(self, name, {k: from_dict(cls, v) for k, v in data.get(name, {}).items()})
         # The offset only grows: a snapshot taken after clock/advance keeps its future.
         delta = float(data.get("clock_offset", 0)) - self.clock.offset
         if delta > 0:

@@ -196,6 +196,10 @@ _ALL: tuple[Endpoint, ...] = (
     _license("get_app_license_info"),
     _license("set_auto_active_status"),
     _license("get_auto_active_status"),
+    # §13 paid apps (应用版本付费): typed methods on paid_apps.PaidAppApi
+    _ep("app_get_order", POST, "/cgi-bin/service/get_order", SUITE, doc="path/91909"),
+    _ep("app_get_order_list", POST, "/cgi-bin/service/get_order_list", SUITE, doc="path/91910"),
+    _ep("prolong_try", POST, "/cgi-bin/service/prolong_try", SUITE, doc="path/91913"),
 )
 # fmt: on
 

@@ -2,8 +2,9 @@
 
 Development only (`make run`): registers the simulator's provider and suites in the
 platform, then, with --demo and on the first run, plays a newcomer's first minute:
-the simulated admins install the suite in every corp (create_auth callbacks), and one
-license order is created and paid (license_pay_success callback). Everything after
+the simulated admins install the suite in every corp (create_auth callbacks), one
+license order is created and paid (license_pay_success callback), and one paid-app order
+is placed and paid (open_order, pay_for_app_success, change_editon). Everything after
 the registration flows through the real callback and worker path.
 """
 
@@ -90,4 +91,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"demo: license order {order.order_id} for {first.corp.corpid} created and paid "
             "(watch it turn paid in the admin)"
+        )
+        # A paid-app purchase (应用版本付费): open_order, pay_for_app_success, change_editon.
+        bought = control.create_app_order(third_party.suite_id, first.corp.corpid, user_count=20)
+        control.app_order(bought["orderid"], "pay")
+        self.stdout.write(
+            f"demo: app order {bought['orderid']} ({bought['edition_name']}) placed and paid "
+            "(admin → App orders and Tenant editions)"
         )
