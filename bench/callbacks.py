@@ -258,6 +258,7 @@ def profile(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--server-args", default="", help="extra gunicorn arguments")
     parser.add_argument("--rate", type=float, default=100, help="open-loop callbacks per second")
     parser.add_argument("--duration", type=float, default=20, help="open-loop seconds")
     parser.add_argument("--concurrency", type=int, default=8, help="closed-loop clients")
@@ -300,7 +301,7 @@ def main() -> int:
         env = platform_env(servers.database_url, servers.redis_url)
         prepare(env)
         rows_before = inbox_rows(servers.database_url)
-        with gunicorn_server(env, workers=args.workers) as web:
+        with gunicorn_server(env, workers=args.workers, args=tuple(args.server_args.split())) as web:
             callback_open = load(servers, web, callback_path, "o", **open_spec)
             bare_open = load(servers, web, bare_path, "b", **open_spec)
             # Alternate short rounds: a machine whose background load drifts hits all alike.
