@@ -301,7 +301,9 @@ def main() -> int:
         env = platform_env(servers.database_url, servers.redis_url)
         prepare(env)
         rows_before = inbox_rows(servers.database_url)
-        with gunicorn_server(env, workers=args.workers, args=tuple(args.server_args.split())) as web:
+        with gunicorn_server(
+            env, workers=args.workers, args=tuple(args.server_args.split())
+        ) as web:
             callback_open = load(servers, web, callback_path, "o", **open_spec)
             bare_open = load(servers, web, bare_path, "b", **open_spec)
             # Alternate short rounds: a machine whose background load drifts hits all alike.

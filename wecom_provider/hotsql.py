@@ -44,22 +44,36 @@ def fetch_one_rerunnable(sql: str, params: Sequence, *, alias: str = "default"):
     Returns (first row, rerun): ``rerun`` is True when the connection was dead and the
     statement ran again on a new one (its first run may or may not have happened).
     """
-    connection = connections[alias]
+    return _rerunnable(connections[alias], sql, params, many=False)
+
+
+def fetch_all_rerunnable(sql: str, params: Sequence, *, alias: str = "default"):
+    """As fetch_one_rerunnable, returning every row: (rows, rerun)."""
+    return _rerunnable(connections[alias], sql, params, many=True)
+
+
+def _rerunnable(connection, sql: str, params: Sequence, *, many: bool):
     if connection.in_atomic_block:  # a transaction is under way: the check is long done
-        return _run(connection, sql, params), False
+        return _run(connection, sql, params, many=many), False
     connection.health_check_done = True  # this statement is the check (see above)
     try:
-        return _run(connection, sql, params), False
+        return _run(connection, sql, params, many=many), False
     except (OperationalError, InterfaceError):
         connection.close()
-        return _run(connection, sql, params), True
+        return _run(connection, sql, params, many=many), True
 
 
-def _run(connection, sql: str, params: Sequence):
+def _fetch(cursor, many: bool):
+    if not cursor.description:
+        return [] if many else None
+    return cursor.fetchall() if many else cursor.fetchone()
+
+
+def _run(connection, sql: str, params: Sequence, *, many: bool = False):
     if connection.vendor != "postgresql" or connection.queries_logged:
         with connection.cursor() as cursor:  # connects if needed; joins any transaction
             cursor.execute(sql, params)
-            return cursor.fetchone() if cursor.description else None
+            return _fetch(cursor, many)
     # What connection.cursor() and CursorWrapper.execute() do, around a server-binding
     # cursor: health check (unless done), connect, the same-thread and broken-atomic
     # guards, and psycopg errors raised as Django's (which also marks the connection
@@ -71,7 +85,7 @@ def _run(connection, sql: str, params: Sequence):
     with connection.wrap_database_errors:
         cursor = _server_cursor(connection)
         cursor.execute(sql, params)
-        return cursor.fetchone() if cursor.description else None
+        return _fetch(cursor, many)
 
 
 def _server_cursor(connection) -> psycopg.Cursor:
