@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC
@@ -40,8 +41,11 @@ from tenants.wecom import corp_api
 from tenants.wecom import provider_api
 from tenants.wecom import suite_api
 from wecom_provider.wecom.errors import WeComApiError
+from wecom_provider.wecom.errors import WeComBusy
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComError
+from wecom_provider.wecom.errors import WeComTransportError
+from wecom_provider.wecom.ratelimit import background_calls
 
 logger = logging.getLogger(__name__)
 
@@ -275,14 +279,56 @@ def authorization_install(
     )
     if superseded is not None:
         raise superseded
-    # Network work after the commit: a failure here leaves a live tenant that the
-    # reconciliation task completes later, never a lost permanent code.
-    try:
-        authorization_sync(authorization=authorization, with_edition=True, record_diff=False)
-        credentials.token_get(authorization)
-    except (WeComError, credentials.CredentialUnavailable) as exc:
-        logger.warning("post-install sync of %s failed: %s", authorization, type(exc).__name__)
+    # Network work after the commit: a failure here leaves a live tenant that a later
+    # task or the reconciliation completes, never a lost permanent code.
+    if not authorization_install_follow_up(authorization=authorization):
+        _follow_up_later(authorization)
     return authorization
+
+
+def authorization_install_follow_up(*, authorization: Authorization) -> bool:
+    """Read a new install's auth info (edition, admins, permissions) and fetch its corp
+    token; return False when that must be tried again later (no room under the outbound
+    ceiling, WeCom unreachable).
+
+    The permanent code is already stored; these reads can wait, an auth code cannot (it
+    dies 10 minutes after the install). So they are background calls that take no slot
+    a waiting call needs and wait for none (wait=0): in a burst of installs every slot
+    of WECOM_MAX_CALLS_PER_SECOND goes to exchanging codes first, and the follow-ups of
+    all of them run afterwards (tenants.install_follow_up).
+    """
+    try:
+        with background_calls(wait=0):
+            authorization_sync(authorization=authorization, with_edition=True, record_diff=False)
+            credentials.token_get(authorization)
+    except credentials.AuthorizationInactive:
+        return True  # cancelled or suspended meanwhile: nothing to complete
+    except (WeComTransportError, WeComBusy, credentials.CredentialUnavailable) as exc:
+        # Throttled by our own ceiling (WeComThrottled is a transport error that never
+        # left), or a passing failure: later.
+        logger.info("follow-up of install %s deferred: %s", authorization, type(exc).__name__)
+        return False
+    except WeComError as exc:
+        # WeCom's final answer (the corp is gone: authorization_sync suspended it).
+        logger.warning("follow-up of install %s failed: %s", authorization, type(exc).__name__)
+    return True
+
+
+# Seconds before a deferred follow-up is tried (again): long enough for a burst of
+# exchanges to move on, short against anything a product could notice (a product that
+# reads the corp token first fetches it itself).
+FOLLOW_UP_DELAY = (10.0, 30.0)
+
+
+def _follow_up_later(authorization: Authorization) -> None:
+    from tenants.tasks import install_follow_up
+
+    try:
+        install_follow_up.apply_async(
+            args=[authorization.pk], countdown=random.uniform(*FOLLOW_UP_DELAY)
+        )
+    except Exception as exc:  # the broker: the reconciliation completes the install
+        logger.warning("follow-up of %s not queued: %s", authorization, type(exc).__name__)
 
 
 # Decisions that needed WeCom's answer are re-made when the row changed meanwhile; after
