@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from typing import Literal
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -238,8 +239,15 @@ def authorization_install(
     state: str = "",
     wait: bool = True,
     event: LifecycleEvent | None = None,
+    follow_up: Literal["now", "later"] = "now",
 ) -> Authorization:
     """Exchange ``auth_code`` for a permanent code exactly once; return the authorization.
+
+    ``follow_up``: when to read the new install's auth info and corp token (see
+    authorization_install_follow_up): "now", if the outbound ceiling has room (an admin
+    waits on the install page), else later; "later", always in tenants.install_follow_up,
+    so the worker process is free for the next auth code at once (the create_auth path:
+    a burst of installs arrives there).
 
     The install redirect, the create_auth callback and redelivered tasks may all
     carry the same code. The unique claim row decides who calls WeCom; everyone
@@ -281,8 +289,8 @@ def authorization_install(
         raise superseded
     # Network work after the commit: a failure here leaves a live tenant that a later
     # task or the reconciliation completes, never a lost permanent code.
-    if not authorization_install_follow_up(authorization=authorization):
-        _follow_up_later(authorization)
+    if follow_up != "now" or not authorization_install_follow_up(authorization=authorization):
+        _follow_up_later(authorization, countdown=0 if follow_up != "now" else None)
     return authorization
 
 
@@ -314,18 +322,21 @@ def authorization_install_follow_up(*, authorization: Authorization) -> bool:
     return True
 
 
-# Seconds before a deferred follow-up is tried (again): long enough for a burst of
-# exchanges to move on, short against anything a product could notice (a product that
-# reads the corp token first fetches it itself).
-FOLLOW_UP_DELAY = (10.0, 30.0)
+def follow_up_delay(attempt: int) -> float:
+    """Seconds before a deferred follow-up is tried again (``attempt`` ≥ 1): long enough
+    for a burst of exchanges to move on, doubling to a minute, with jitter. Short
+    against anything a product could notice: a product that reads the corp token first
+    fetches it itself."""
+    return min(60.0, 5.0 * 2**attempt) * random.uniform(0.8, 1.2)
 
 
-def _follow_up_later(authorization: Authorization) -> None:
+def _follow_up_later(authorization: Authorization, *, countdown: float | None = None) -> None:
     from tenants.tasks import install_follow_up
 
     try:
         install_follow_up.apply_async(
-            args=[authorization.pk], countdown=random.uniform(*FOLLOW_UP_DELAY)
+            args=[authorization.pk],
+            countdown=follow_up_delay(1) if countdown is None else countdown,
         )
     except Exception as exc:  # the broker: the reconciliation completes the install
         logger.warning("follow-up of %s not queued: %s", authorization, type(exc).__name__)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 from datetime import timedelta
 
 import redis
@@ -146,7 +145,7 @@ def install_follow_up(self, authorization_id: int) -> None:
     if authorization is None or not authorization.is_active:
         return
     if not services.authorization_install_follow_up(authorization=authorization):
-        raise self.retry(countdown=random.uniform(*services.FOLLOW_UP_DELAY))
+        raise self.retry(countdown=services.follow_up_delay(self.request.retries + 1))
 
 
 @shared_task(

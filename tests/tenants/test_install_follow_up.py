@@ -122,3 +122,26 @@ def test_a_follow_up_of_a_cancelled_install_does_nothing(platform, broker):
     tasks.install_follow_up(authorization.pk)
     tasks.install_follow_up(10**9)  # deleted meanwhile
     assert calls(platform) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_create_auth_callback_leaves_the_follow_up_to_a_task_even_with_room(platform, broker):
+    from tenants import handlers
+    from tests.tenants.test_install import create_auth_event
+
+    broker.delete("default")
+    corp = platform.control.add_corp(name="Callback Corp")
+    event = create_auth_event(platform, corp["corpid"])
+    before = calls(platform)
+
+    handlers.handle_create_auth(event)  # what a worker runs for the callback
+
+    after = calls(platform)
+    authorization = Authorization.objects.get(corp__corpid=corp["corpid"])
+    # Only the exchange: the worker is free for the next auth code of a burst at once.
+    assert after["get_permanent_code"] == before["get_permanent_code"] + 1
+    assert {e: after[e] - before[e] for e in FOLLOW_UP_CALLS} == dict.fromkeys(FOLLOW_UP_CALLS, 0)
+    assert queued_follow_ups(broker) == [[authorization.pk]]
+    tasks.install_follow_up(authorization.pk)
+    authorization.refresh_from_db()
+    assert authorization.auth_info_synced_at is not None
