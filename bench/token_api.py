@@ -7,7 +7,8 @@ It needs PostgreSQL and Redis: DATABASE_URL / REDIS_URL are used when set (the d
 gets a few bench rows; use a throwaway one), otherwise throwaway servers are started
 with the helpers `make test` uses (scripts/lib.sh) and removed at the end.
 
-Served by gunicorn as in docker/Dockerfile (sync workers, access log on), with
+Served by gunicorn as shipped (docker/gunicorn.conf.py: threaded workers, one per CPU,
+access log on), with
 `bench/support/token_api_urls.py` adding `/bench/bare/`: a DRF view without authentication,
 permission or throttling that returns a constant token-shaped body. The token endpoint
 does the real work on every request: key lookup, scope check, rate limit (Redis),
@@ -49,6 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.support.servers import bench_pg_settings  # noqa: E402
+from bench.support.servers import gunicorn_args  # noqa: E402
+from bench.support.servers import gunicorn_line  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
 from tests.support import postgres_server  # noqa: E402
 from tests.support import redis_server  # noqa: E402
@@ -133,22 +136,21 @@ print(json.dumps({"key": issued.key}))
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int) -> Iterator[None]:
+def gunicorn(env: dict[str, str], port: int, workers: int, threads: int | None) -> Iterator[None]:
+    # The shipped settings (docker/gunicorn.conf.py, access log included), serving the
+    # bench's application: the project's URLs plus the two reference views.
     command = [
         sys.executable,
         "-m",
         "gunicorn",
+        *gunicorn_args(threads=threads),
         "bench.support.token_api_urls:application",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
         str(workers),
-        "--timeout",
-        "30",
         "--backlog",
         "2048",
-        "--access-logfile",
-        "-",
     ]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -311,10 +313,15 @@ def merged(results: list[Result]) -> Result:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (Dockerfile: 4)")
+    parser.add_argument(
+        "--workers", type=int, default=max(2, os.cpu_count() or 2), help="gunicorn workers"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads per worker (default: as shipped)"
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="fixed-rate requests/s")
     parser.add_argument("--seconds", type=float, default=10.0, help="per fixed-rate round")
-    parser.add_argument("--connections", type=int, default=16, help="saturation callers")
+    parser.add_argument("--connections", type=int, default=32, help="saturation callers")
     parser.add_argument("--saturation-seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each")
     args = parser.parse_args()
@@ -342,7 +349,7 @@ def main() -> None:
         token_raw = raw_get("/api/v1/suites/wwbenchsuite/corps/wpbenchcorp/access-token/", key)
         bare_raw = raw_get("/bench/bare/", None)
         floor_raw = raw_get("/bench/floor/wwbenchsuite/wpbenchcorp/", key)
-        with gunicorn(env, port, args.workers):
+        with gunicorn(env, port, args.workers, args.threads):
             status, body = request("127.0.0.1", port, token_raw)
             assert status == 200, body
             assert set(json.loads(body)) == {"access_token", "expires_at", "expires_in"}
@@ -392,10 +399,7 @@ def main() -> None:
     per_round = [t.rate / b.rate for t, b in zip(sat["token"], sat["bare"], strict=True)]
     ratio = token_sat.rate / bare_sat.rate
     p99_ok = token_fixed.pct(0.99) <= 30 and token_fixed.errors == 0
-    print(
-        f"gunicorn: {args.workers} sync workers; {os.cpu_count()} CPUs shared with PostgreSQL, "
-        f"Redis and the load generator; {args.rounds} interleaved rounds"
-    )
+    print(f"{gunicorn_line(args.workers, args.threads)}; {args.rounds} interleaved rounds")
     print(f"fixed rate {args.rate:.0f} req/s, {args.seconds:.0f} s per round:")
     print("  " + token_fixed.line())
     print("  " + bare_fixed.line())

@@ -19,6 +19,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError
 from django.db import IntegrityError
+from django.db import InterfaceError
+from django.db import OperationalError
 from django.db import connections
 from django.db import router
 from django.db import transaction
@@ -27,6 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from callbacks import binding
+from callbacks.groupcommit import GroupCommit
 from callbacks.handoff import MAX_BATCH
 from callbacks.handoff import handoff
 from callbacks.models import CallbackEvent
@@ -290,46 +293,133 @@ def _insert_or_count(values: dict) -> tuple[int, int, bool]:
     """Insert a row with ``values`` (by attribute name; other fields take their defaults),
     or count one more delivery of the row that has its dedupe key.
 
-    One statement, so one round trip and (in autocommit) its own transaction; a
-    duplicate needs no IntegrityError, rollback and second query. It is also the
-    connection's health check (wecom_provider/hotsql.py): being an upsert on the
-    dedupe key, it may run twice. Returns (id, duplicates, reconnected): 0 duplicates
-    means this call inserted the row; after a reconnect the row may be ours from the
-    lost first run. PostgreSQL and SQLite ≥ 3.35 both speak it; tests/callbacks check
-    the row field by field.
+    One upsert, so no IntegrityError, rollback and second query for a duplicate. Rows
+    of concurrent requests share the statement (callbacks/groupcommit.py); inside a
+    caller's transaction the row goes in alone, on that transaction. The statement is
+    also the connection's health check (wecom_provider/hotsql.py): being an upsert on
+    the dedupe key, it may run twice. Returns (id, duplicates, reconnected): 0
+    duplicates means this call inserted the row; after a reconnect the row may be ours
+    from the lost first run. PostgreSQL and SQLite ≥ 3.35 both speak it;
+    tests/callbacks check the row field by field.
     """
-    sql, fields = _insert_statement()
     connection = connections[router.db_for_write(CallbackEvent)]
-    for name in ("received_at", "processed_at"):
-        if values.get(name) is not None:
-            values[name] = connection.ops.adapt_datetimefield_value(values[name])
-    params = [values.get(name, default) for name, default in fields]
-    (event_id, duplicates), rerun = hotsql.fetch_one_rerunnable(sql, params, alias=connection.alias)
-    return event_id, duplicates, rerun
+    if connection.in_atomic_block:
+        (outcome,) = _upsert_rows([values])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+    return _inbox_group.submit(values)
+
+
+def _upsert_rows(rows: list[dict]) -> list:
+    """Store ``rows`` on this thread's connection: one outcome per row, (id,
+    duplicates, reconnected) or the exception that kept it from being stored.
+
+    One statement for rows with the same columns and distinct dedupe keys (a retry
+    of a callback in the same batch waits for the next statement, where it counts as
+    the duplicate it is). If PostgreSQL refuses a statement of several rows for
+    something other than the connection, each row is tried alone.
+    """
+    connection = connections[router.db_for_write(CallbackEvent)]
+    outcomes: list = [None] * len(rows)
+    todo = list(range(len(rows)))
+    while todo:
+        names, keys, batch, later = tuple(rows[todo[0]]), set(), [], []
+        for i in todo:
+            if tuple(rows[i]) == names and rows[i]["dedupe_key"] not in keys:
+                keys.add(rows[i]["dedupe_key"])
+                batch.append(i)
+            else:
+                later.append(i)
+        todo = later
+        try:
+            stored = _upsert(connection, names, [rows[i] for i in batch])
+        except (OperationalError, InterfaceError) as exc:
+            for i in batch:
+                outcomes[i] = exc
+            continue
+        except DatabaseError as exc:
+            if len(batch) == 1:
+                outcomes[batch[0]] = exc
+                continue
+            # A row PostgreSQL refuses must not fail the rows it travelled with.
+            for i in batch:
+                try:
+                    outcomes[i] = _upsert(connection, names, [rows[i]])[rows[i]["dedupe_key"]]
+                except DatabaseError as alone:
+                    outcomes[i] = alone
+            continue
+        for i in batch:
+            outcomes[i] = stored[rows[i]["dedupe_key"]]
+    return outcomes
+
+
+def _upsert(connection, names: tuple[str, ...], rows: list[dict]) -> dict:
+    """Run the upsert of ``rows`` (all with ``names``, distinct dedupe keys): return
+    {dedupe key: (id, duplicates, reconnected)}."""
+    params: list = []
+    adapt = connection.ops.adapt_datetimefield_value
+    for row in rows:
+        for name in names:
+            value = row[name]
+            if name in ("received_at", "processed_at") and value is not None:
+                value = adapt(value)
+            params.append(value)
+    sql = _insert_statement(names, len(rows))
+    found, rerun = hotsql.fetch_all_rerunnable(sql, params, alias=connection.alias)
+    return {key: (event_id, duplicates, rerun) for event_id, duplicates, key in found}
+
+
+# Concurrent requests of this process share upserts (see callbacks/groupcommit.py).
+_inbox_group = GroupCommit(_upsert_rows)
+
+
+def _sql_literal(value) -> str:
+    """A model default as SQL text: constants of the model only, never request data."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        # '%' is doubled: both drivers read the text as a %s-parameter template.
+        return "'" + value.replace("'", "''").replace("%", "%%") + "'"
+    raise TypeError(f"no SQL literal for a {type(value).__name__} default")
 
 
 @functools.cache
-def _insert_statement() -> tuple[str, list[tuple[str, object]]]:
-    """The upsert, and each column's attribute name with its default (static ones only)."""
+def _insert_statement(names: tuple[str, ...], rows: int = 1) -> str:
+    """The upsert of ``rows`` rows given ``names`` (attribute names), as parameters in
+    that order, row after row; every other column gets its model default written into
+    the text. It returns each row's id, duplicates and dedupe key.
+
+    Fewer parameters are cheaper for both sides to bind (bench/callbacks.py). Only
+    model metadata and the model's constant defaults go into the text; every value
+    from a request is a parameter. A few variants exist: callers pass fixed sets of
+    names, and a batch holds at most GroupCommit's max_batch rows.
+    """
 
     def quote(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'  # both vendors quote names alike
 
-    fields = [f for f in CallbackEvent._meta.concrete_fields if not f.primary_key]
+    fields = {f.attname: f for f in CallbackEvent._meta.concrete_fields if not f.primary_key}
+    unknown = set(names) - set(fields)
+    if unknown:
+        raise ValueError(f"not CallbackEvent columns: {sorted(unknown)}")
+    rest = [f for name, f in fields.items() if name not in names]
+    for field in rest:
+        if field.has_default() and callable(field.default):
+            raise ValueError(f"{field.attname} has a computed default: pass a value")
     table = quote(CallbackEvent._meta.db_table)
-    # Only model metadata goes into the text; every value is a parameter.
-    sql = (
-        f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+    columns = ", ".join(quote(f.column) for f in [*(fields[n] for n in names), *rest])
+    row = "(" + ", ".join(["%s"] * len(names) + [_sql_literal(f.get_default()) for f in rest])
+    values = ", ".join([row + ")"] * rows)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608
         f'ON CONFLICT ("dedupe_key") DO UPDATE SET "duplicates" = {table}."duplicates" + 1 '
-        'RETURNING "id", "duplicates"'
+        'RETURNING "id", "duplicates", "dedupe_key"'
     )
-    # received_at's default is callable: _store always passes it.
-    defaults = [
-        (f.attname, None if f.has_default() and callable(f.default) else f.get_default())
-        for f in fields
-    ]
-    return sql, defaults
 
 
 def rejection_record(*, endpoint: str, reason: str) -> None:

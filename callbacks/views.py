@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import parse_qsl
 
 from django.db import DatabaseError
 from django.http import HttpRequest
@@ -32,6 +33,24 @@ def _unavailable(endpoint: str) -> HttpResponse:
     return HttpResponse("error", status=503, content_type="text/plain")
 
 
+def _query(request: HttpRequest, max_fields: int) -> dict[str, str]:
+    """The query string as a plain dict; a repeated name keeps its last value, as
+    ``request.GET.get`` would. Decoded as Django decodes it (UTF-8, else Latin-1).
+
+    Three or four names are read per callback: building Django's QueryDict (a
+    MultiValueDict, one list per name) cost a tenth of the callback work (issue 17).
+    """
+    raw = request.META.get("QUERY_STRING", "").encode("iso-8859-1")  # WSGI's str → bytes
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("iso-8859-1")
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))
+    except ValueError:  # more than max_fields names, as QueryDict's TooManyFieldsSent
+        raise services.Rejected("malformed", 400) from None
+
+
 def _read_body(request: HttpRequest, limit: int) -> bytes:
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit() or int(declared) > limit:
@@ -52,16 +71,15 @@ def _answer(request: HttpRequest, endpoint: str, route_id: str) -> HttpResponse:
 
     started = time.perf_counter()
     try:
+        query = _query(request, settings.DATA_UPLOAD_MAX_NUMBER_FIELDS)
         if request.method == "GET":
-            answer = services.callback_verify_url(
-                endpoint=endpoint, route_id=route_id, query=request.GET
-            )
+            answer = services.callback_verify_url(endpoint=endpoint, route_id=route_id, query=query)
             return HttpResponse(answer, content_type="text/plain; charset=utf-8")
         if request.method != "POST":
             raise services.Rejected("method", 405)
         body = _read_body(request, settings.CALLBACK_MAX_BODY_BYTES)
         stored = services.callback_ingest(
-            endpoint=endpoint, route_id=route_id, query=request.GET, body=body, started=started
+            endpoint=endpoint, route_id=route_id, query=query, body=body, started=started
         )
     except services.Rejected as exc:
         return _rejected(endpoint, exc)

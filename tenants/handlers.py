@@ -45,6 +45,7 @@ def handle_create_auth(event: messages.CreateAuth) -> str:
         source="callback",
         state=event.state or "",
         event=LifecycleEvent.of_callback(event.info_type, event.timestamp),
+        follow_up="later",  # the worker goes on to the next auth code at once
     )
     return f"authorized {authorization.corp.corpid}"
 
@@ -55,6 +56,7 @@ def handle_reset_permanent_code(event: messages.ResetPermanentCode) -> str:
         auth_code=event.auth_code,
         source="reset",
         event=LifecycleEvent.of_callback(event.info_type, event.timestamp),
+        follow_up="later",
     )
     return f"permanent code reset for {authorization.corp.corpid}"
 

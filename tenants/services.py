@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from typing import Literal
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -40,8 +42,11 @@ from tenants.wecom import corp_api
 from tenants.wecom import provider_api
 from tenants.wecom import suite_api
 from wecom_provider.wecom.errors import WeComApiError
+from wecom_provider.wecom.errors import WeComBusy
 from wecom_provider.wecom.errors import WeComCorpGone
 from wecom_provider.wecom.errors import WeComError
+from wecom_provider.wecom.errors import WeComTransportError
+from wecom_provider.wecom.ratelimit import background_calls
 
 logger = logging.getLogger(__name__)
 
@@ -234,8 +239,15 @@ def authorization_install(
     state: str = "",
     wait: bool = True,
     event: LifecycleEvent | None = None,
+    follow_up: Literal["now", "later"] = "now",
 ) -> Authorization:
     """Exchange ``auth_code`` for a permanent code exactly once; return the authorization.
+
+    ``follow_up``: when to read the new install's auth info and corp token (see
+    authorization_install_follow_up): "now", if the outbound ceiling has room (an admin
+    waits on the install page), else later; "later", always in tenants.install_follow_up,
+    so the worker process is free for the next auth code at once (the create_auth path:
+    a burst of installs arrives there).
 
     The install redirect, the create_auth callback and redelivered tasks may all
     carry the same code. The unique claim row decides who calls WeCom; everyone
@@ -275,14 +287,59 @@ def authorization_install(
     )
     if superseded is not None:
         raise superseded
-    # Network work after the commit: a failure here leaves a live tenant that the
-    # reconciliation task completes later, never a lost permanent code.
-    try:
-        authorization_sync(authorization=authorization, with_edition=True, record_diff=False)
-        credentials.token_get(authorization)
-    except (WeComError, credentials.CredentialUnavailable) as exc:
-        logger.warning("post-install sync of %s failed: %s", authorization, type(exc).__name__)
+    # Network work after the commit: a failure here leaves a live tenant that a later
+    # task or the reconciliation completes, never a lost permanent code.
+    if follow_up != "now" or not authorization_install_follow_up(authorization=authorization):
+        _follow_up_later(authorization, countdown=0 if follow_up != "now" else None)
     return authorization
+
+
+def authorization_install_follow_up(*, authorization: Authorization) -> bool:
+    """Read a new install's auth info (edition, admins, permissions) and fetch its corp
+    token; return False when that must be tried again later (no room under the outbound
+    ceiling, WeCom unreachable).
+
+    The permanent code is already stored; these reads can wait, an auth code cannot (it
+    dies 10 minutes after the install). So they are background calls that take no slot
+    a waiting call needs and wait for none (wait=0): in a burst of installs every slot
+    of WECOM_MAX_CALLS_PER_SECOND goes to exchanging codes first, and the follow-ups of
+    all of them run afterwards (tenants.install_follow_up).
+    """
+    try:
+        with background_calls(wait=0):
+            authorization_sync(authorization=authorization, with_edition=True, record_diff=False)
+            credentials.token_get(authorization)
+    except credentials.AuthorizationInactive:
+        return True  # cancelled or suspended meanwhile: nothing to complete
+    except (WeComTransportError, WeComBusy, credentials.CredentialUnavailable) as exc:
+        # Throttled by our own ceiling (WeComThrottled is a transport error that never
+        # left), or a passing failure: later.
+        logger.info("follow-up of install %s deferred: %s", authorization, type(exc).__name__)
+        return False
+    except WeComError as exc:
+        # WeCom's final answer (the corp is gone: authorization_sync suspended it).
+        logger.warning("follow-up of install %s failed: %s", authorization, type(exc).__name__)
+    return True
+
+
+def follow_up_delay(attempt: int) -> float:
+    """Seconds before a deferred follow-up is tried again (``attempt`` ≥ 1): long enough
+    for a burst of exchanges to move on, doubling to a minute, with jitter. Short
+    against anything a product could notice: a product that reads the corp token first
+    fetches it itself."""
+    return min(60.0, 5.0 * 2**attempt) * random.uniform(0.8, 1.2)
+
+
+def _follow_up_later(authorization: Authorization, *, countdown: float | None = None) -> None:
+    from tenants.tasks import install_follow_up
+
+    try:
+        install_follow_up.apply_async(
+            args=[authorization.pk],
+            countdown=follow_up_delay(1) if countdown is None else countdown,
+        )
+    except Exception as exc:  # the broker: the reconciliation completes the install
+        logger.warning("follow-up of %s not queued: %s", authorization, type(exc).__name__)
 
 
 # Decisions that needed WeCom's answer are re-made when the row changed meanwhile; after

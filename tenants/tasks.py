@@ -128,6 +128,27 @@ def authorizations_reconcile() -> int:
 
 
 @shared_task(
+    name="tenants.install_follow_up",
+    bind=True,
+    ignore_result=True,
+    acks_late=True,  # safe: a sync and a token read may run twice
+    max_retries=60,  # then the reconciliation (every 30 min) completes the install
+    soft_time_limit=60,
+    time_limit=90,
+)
+def install_follow_up(self, authorization_id: int) -> None:
+    """Complete an install whose follow-up reads were deferred (services: no room under
+    the outbound ceiling while auth codes were being exchanged)."""
+    authorization = (
+        Authorization.objects.select_related("suite", "corp").filter(pk=authorization_id).first()
+    )
+    if authorization is None or not authorization.is_active:
+        return
+    if not services.authorization_install_follow_up(authorization=authorization):
+        raise self.retry(countdown=services.follow_up_delay(self.request.retries + 1))
+
+
+@shared_task(
     name="tenants.authorization_sync",
     ignore_result=True,
     acks_late=True,

@@ -52,6 +52,7 @@ def call_limiter() -> CallRateLimiter:
         settings.WECOM_MAX_CALLS_PER_SECOND,
         redis_client=redis_client,
         key=RATE_KEY,
+        ledger=settings.WECOM_RATE_LEDGER or None,
         guard=settings.WECOM_RATE_WINDOW_GUARD_MS / 1000,
         reserve=settings.WECOM_RATE_PRODUCT_RESERVE_PERCENT / 100,
         product_wait=float(settings.WECOM_RATE_PRODUCT_WAIT),

@@ -119,11 +119,13 @@ def celery_worker(
     concurrency: int = 1,
     loglevel: str = "warning",
     log_path: Path | None = None,
+    name: str | None = None,
 ) -> Iterator[subprocess.Popen]:
     """Run a real Celery worker process for the duration of the block.
 
     Its output goes to ``log_path`` when given (tests that read the worker's logs),
-    else nowhere: an unread pipe would block a chatty worker once it fills.
+    else nowhere: an unread pipe would block a chatty worker once it fills. ``name``:
+    the node name (``name@host``), for a second worker on the same host.
     """
     log = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
     process = subprocess.Popen(
@@ -144,6 +146,7 @@ def celery_worker(
             "--without-mingle",
             "-l",
             loglevel,
+            *(["-n", f"{name}@%h"] if name else []),
         ],
         cwd=ROOT,
         env=env,

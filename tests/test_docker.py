@@ -75,6 +75,42 @@ def test_dockerfile_runs_gunicorn_as_non_root():
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert re.search(r"^USER app$", dockerfile, re.MULTILINE)
     assert '"gunicorn", "wecom_provider.wsgi:application"' in dockerfile
+    # The settings the benches measure (bench/support/servers.py GUNICORN_CONFIG).
+    assert '"--config", "docker/gunicorn.conf.py"' in dockerfile
+
+
+def test_the_shipped_gunicorn_settings_are_threaded_and_overridable(monkeypatch):
+    import runpy
+
+    from bench.support.servers import GUNICORN_CONFIG
+
+    assert GUNICORN_CONFIG == ROOT / "docker" / "gunicorn.conf.py"
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    shipped = runpy.run_path(str(GUNICORN_CONFIG))
+    assert shipped["worker_class"] == "gthread"
+    assert shipped["threads"] >= 8  # commits group per process (docs/operations.md §1.4a)
+    assert shipped["workers"] >= 2
+    assert shipped["wsgi_app"] == "wecom_provider.wsgi:application"
+    monkeypatch.setenv("WEB_CONCURRENCY", "5")
+    assert runpy.run_path(str(GUNICORN_CONFIG))["workers"] == 5
+
+
+def test_gunicorn_accepts_the_shipped_settings():
+    # Every name is a gunicorn setting and passes its validator (as loading the file does).
+    import runpy
+
+    from gunicorn.config import Config
+
+    config = Config()
+    for name, value in runpy.run_path(str(ROOT / "docker" / "gunicorn.conf.py")).items():
+        if name.startswith("_") or name == "os":
+            continue
+        assert name in config.settings, name
+        config.set(name, value)
+    assert config.worker_class_str == "gthread"
+    assert config.threads >= 8
+    assert config.timeout == 30
+    assert config.accesslog == "-"
 
 
 def test_docker_compose_config_when_available():

@@ -204,6 +204,9 @@ WECOM_RATE_PRODUCT_RESERVE_PERCENT = env_int(
 WECOM_RATE_PRODUCT_WAIT = env_int("WECOM_RATE_PRODUCT_WAIT", default=5, minimum=0)
 WECOM_RATE_BACKGROUND_WAIT = env_int("WECOM_RATE_BACKGROUND_WAIT", default=20, minimum=0)
 WECOM_RATE_WINDOW_GUARD_MS = env_int("WECOM_RATE_WINDOW_GUARD_MS", default=100, minimum=0)
+# Measuring only (bench/scale.py): a Redis list to which the limiter appends every
+# grant's time. Empty (the default): no ledger.
+WECOM_RATE_LEDGER = env_str("WECOM_RATE_LEDGER", "")
 
 # --- Celery ------------------------------------------------------------------
 # Delivery is at-least-once; tasks opt into acks_late one by one when idempotent.

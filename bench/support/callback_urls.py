@@ -20,21 +20,33 @@ from callbacks import services
 from wecom_provider.callback_urls import urlpatterns as callback_urlpatterns
 
 
+def _row(body: bytes) -> dict:
+    return {
+        "endpoint": "command",
+        "route_id": "bench",
+        "receive_id": "bench",
+        "info_type": "change_contact",
+        "suite_id": "bench",
+        "dedupe_key": hashlib.sha256(body).hexdigest(),
+        "payload_sealed": "x" * (len(body) * 3 // 4),  # about a sealed payload's size
+        "received_at": timezone.now(),
+    }
+
+
 @csrf_exempt
 def insert_only(request: HttpRequest) -> HttpResponse:
-    body = request.body
-    services._insert_or_count(
-        {
-            "endpoint": "command",
-            "route_id": "bench",
-            "receive_id": "bench",
-            "info_type": "change_contact",
-            "suite_id": "bench",
-            "dedupe_key": hashlib.sha256(body).hexdigest(),
-            "payload_sealed": "x" * (len(body) * 3 // 4),  # about a sealed payload's size
-            "received_at": timezone.now(),
-        }
-    )
+    services._insert_or_count(_row(request.body))
+    return _success()
+
+
+@csrf_exempt
+def insert_alone(request: HttpRequest) -> HttpResponse:
+    (outcome,) = services._upsert_rows([_row(request.body)])
+    assert not isinstance(outcome, BaseException), outcome
+    return _success()
+
+
+def _success() -> HttpResponse:
     response = HttpResponse("success", content_type="text/plain")
     response["Content-Length"] = "7"
     return response
@@ -43,5 +55,6 @@ def insert_only(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("callbacks/bench-bare/", bare, name="bench-bare-lean"),
     path("callbacks/bench-insert/", insert_only, name="bench-insert"),
+    path("callbacks/bench-insert-alone/", insert_alone, name="bench-insert-alone"),
     *callback_urlpatterns,
 ]

@@ -168,3 +168,28 @@ def rss_mb(root: int) -> float:
         except OSError:
             continue
     return total / 1024
+
+
+# --- the web server as shipped --------------------------------------------------------------
+
+# docker/Dockerfile and deploy/k8s/base run gunicorn with this file; the benches too, so
+# what they measure is what ships. Command-line arguments (-b, -w) override it.
+GUNICORN_CONFIG = ROOT / "docker" / "gunicorn.conf.py"
+
+
+def gunicorn_args(*, threads: int | None = None) -> tuple[str, ...]:
+    """gunicorn arguments for a bench server: the shipped config, ``threads`` if given."""
+    args = ("-c", str(GUNICORN_CONFIG))
+    return (*args, "--threads", str(threads)) if threads else args
+
+
+def gunicorn_line(workers: int, threads: int | None = None) -> str:
+    """One line naming the web server's settings (the shipped file, as overridden)."""
+    import runpy
+
+    shipped = runpy.run_path(str(GUNICORN_CONFIG))
+    return (
+        f"gunicorn: {GUNICORN_CONFIG.relative_to(ROOT)} ({shipped['worker_class']}), "
+        f"{workers} workers × {threads or shipped['threads']} threads, "
+        f"{os.cpu_count()} CPUs shared with PostgreSQL, Redis and the load generator"
+    )

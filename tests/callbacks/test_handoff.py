@@ -80,9 +80,9 @@ def test_a_failed_publish_stops_the_round_and_keeps_nothing():
     assert len(published.calls) == 1  # nothing kept for a retry here
 
 
-def _queued_batches(client: redis.Redis) -> list[tuple[list[int], bool]]:
+def _queued_batches(client: redis.Redis, queue: str = "default") -> list[tuple[list[int], bool]]:
     found = []
-    for raw in client.lrange("default", 0, -1):
+    for raw in client.lrange(queue, 0, -1):
         message = json.loads(raw)
         if message["headers"].get("task") == "callbacks.process_batch":
             args = json.loads(base64.b64decode(message["body"]))[0]
@@ -117,6 +117,35 @@ def test_a_batch_over_budget_hands_the_rest_to_other_workers(monkeypatch):
     monkeypatch.setattr(tasks, "BATCH_BUDGET", 10.0)
     tasks.process_callbacks.run(ids, False)
     assert set(CallbackEvent.objects.values_list("status", flat=True)) == {"ignored"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_priority_batch_keeps_one_row_and_spreads_the_rest_over_the_workers():
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    ids = []
+    for n in range(7):
+        row = CallbackEvent(
+            endpoint="command",
+            route_id="s",
+            receive_id="s",
+            info_type="unknown_type",
+            dedupe_key=f"p{n:063d}",
+            priority=True,
+        )
+        row.payload = "<xml><InfoType>unknown_type</InfoType><TimeStamp>1</TimeStamp></xml>"
+        row.save()
+        ids.append(row.pk)
+    before = _queued_batches(broker, "priority")
+
+    tasks.process_callbacks.run(ids, True)
+
+    new = [batch for batch in _queued_batches(broker, "priority") if batch not in before]
+    # Auth codes do not queue behind each other's WeCom calls in one process: the rest
+    # went back to the priority queue at once, in two halves, for any free worker.
+    assert sorted(new) == sorted([(ids[1:4], True), (ids[4:], True)])
+    statuses = dict(CallbackEvent.objects.values_list("pk", "status"))
+    assert statuses[ids[0]] == "ignored"  # processed here
+    assert {statuses[pk] for pk in ids[1:]} == {"pending"}
 
 
 @pytest.mark.django_db(transaction=True)

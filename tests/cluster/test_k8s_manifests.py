@@ -192,3 +192,17 @@ def test_secrets_are_referenced_never_committed(documents):
                     assert name not in env  # read from the mounted files
                     assert env[f"{name}_FILE"]["value"].startswith("/run/secrets/wecom/")
                 assert "value" not in env["REDIS_URL"]
+
+
+def test_the_web_tier_runs_the_shipped_gunicorn_settings(documents):
+    # The file the image's CMD and the benches use (docs/operations.md §1.4a); only the
+    # process count is set here (a pod's CPU limit is invisible inside the container).
+    deployments = by_kind(documents, "Deployment")
+    web = deployments["wecom-provider-web"]["spec"]["template"]["spec"]["containers"][0]
+    assert web["command"][:3] == [
+        "gunicorn",
+        "wecom_provider.wsgi:application",
+        "--config=docker/gunicorn.conf.py",
+    ]
+    assert (ROOT / "docker" / "gunicorn.conf.py").exists()
+    assert any(arg.startswith("--workers=") for arg in web["command"])

@@ -102,3 +102,30 @@ def deliver_new_pushes(client, platform, since: int) -> tuple[list[CallbackEvent
     pushes = platform.control.pushes(since_id=since)
     rows = [process(deliver_push(client, platform, p)) for p in pushes]
     return rows, max([since, *(p["id"] for p in pushes)])
+
+
+def run_install_follow_ups() -> list[int]:
+    """Run the install follow-ups waiting in the broker, as a worker would (an install
+    from a create_auth callback reads auth info, edition and permissions in
+    tenants.install_follow_up); return the authorization ids they completed."""
+    import json
+    import os
+
+    import redis
+
+    from tenants import tasks
+
+    broker = redis.Redis.from_url(os.environ["REDIS_URL"])
+    done = []
+    try:
+        for raw in broker.lrange("default", 0, -1):
+            message = json.loads(raw)
+            if message["headers"]["task"] != "tenants.install_follow_up":
+                continue
+            broker.lrem("default", 1, raw)
+            (authorization_id,) = json.loads(message["headers"]["argsrepr"].replace("'", '"'))
+            tasks.install_follow_up(authorization_id)
+            done.append(authorization_id)
+    finally:
+        broker.close()
+    return done

@@ -31,6 +31,7 @@ class Flow:
         rows, self.last_push = ls.deliver_new_pushes(self.client, self.platform, self.last_push)
         for row in rows:
             assert row.status == "done", (row.info_type, row.status, row.result, row.last_error)
+        ls.run_install_follow_ups()  # an install's reads follow in their own task
         return rows
 
 

@@ -835,3 +835,177 @@ def test_random_callbacks_parse_or_raise_only_message_error(xml):
         return
     assert isinstance(event, Event)
     hash(event)
+
+
+# --- the parser against defusedxml ----------------------------------------------------------
+# The messages module parses with expat directly and installs defusedxml's protections
+# itself (_expat_parser). The reference below is how it parsed before (issue 17):
+# defusedxml's ElementTree with every protection on, then the tree turned into values.
+# Every input must give the same value, or be refused by both.
+
+
+def _reference_root(data):
+    import defusedxml.ElementTree as SafeET
+
+    from wecom_provider.wecom.messages import _to_utf8
+
+    text = _to_utf8(data, max_bytes=ENVELOPE_MAX_BYTES, error=MessageError)
+    try:
+        root = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except Exception as exc:
+        raise MessageError("refused") from exc
+    if root.tag != "xml":
+        raise MessageError("root element must be <xml>")
+    return root
+
+
+def _reference_value(element, depth=0):
+    from wecom_provider.wecom.messages import MAX_DEPTH
+
+    if depth > MAX_DEPTH:
+        raise MessageError("xml is nested too deeply")
+    if len(element) == 0:
+        return (element.text or "").strip()
+    children = {}
+    for child in element:
+        value = _reference_value(child, depth + 1)
+        if child.tag not in children:
+            children[child.tag] = value
+        elif isinstance(existing := children[child.tag], list):
+            existing.append(value)
+        else:
+            children[child.tag] = [existing, value]
+    return children
+
+
+def reference_parse_xml(data):
+    value = _reference_value(_reference_root(data))
+    return value if isinstance(value, dict) else {}
+
+
+def reference_parse_envelope(data):
+    fields = {}
+    for child in _reference_root(data):
+        if len(child):
+            continue
+        if child.tag in fields:
+            raise MessageError("envelope repeats a field")
+        fields[child.tag] = (child.text or "").strip()
+    if not fields.get("Encrypt"):
+        raise MessageError("envelope has no Encrypt")
+    return Envelope(
+        to_user_name=fields.get("ToUserName", ""),
+        agent_id=fields.get("AgentID", ""),
+        encrypt=fields["Encrypt"],
+    )
+
+
+def outcome(parse, data):
+    try:
+        return parse(data)
+    except MessageError as exc:
+        return type(exc) if parse in (parse_xml, parse_envelope) else MessageError
+
+
+def assert_parsers_agree(data):
+    xml, envelope = outcome(parse_xml, data), outcome(parse_envelope, data)
+    assert (xml if isinstance(xml, dict) else MessageError) == outcome(reference_parse_xml, data)
+    assert (envelope if isinstance(envelope, Envelope) else MessageError) == outcome(
+        reference_parse_envelope, data
+    )
+    if not isinstance(xml, dict):  # each entry point raises its own family
+        assert issubclass(xml, MalformedMessage)
+    if not isinstance(envelope, Envelope):
+        assert issubclass(envelope, MalformedEnvelope)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_is_refused_as_defusedxml_refuses_it(name):
+    assert_parsers_agree(HOSTILE[name])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.xml")))
+def test_fixtures_parse_as_defusedxml_parses_them(name):
+    assert_parsers_agree(fixture(name))
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        # Namespaces, attributes, comments, processing instructions, CDATA, the five
+        # predefined entities and character references, mixed content, empty and
+        # self-closing elements, whitespace outside the root, an XML declaration.
+        '<?xml version="1.0" encoding="utf-8"?>\n<xml a="1"><!-- c --><?pi x?>'
+        "<Encrypt><![CDATA[ a&b ]]></Encrypt><T>&lt;&amp;&gt;&quot;&apos;&#x41;&#66;</T>"
+        "<M>head<X>1</X>tail<X>2</X><X><Y/></X></M><E/><F></F></xml>\n  ",
+        '<xml xmlns:n="urn:x"><n:Encrypt>a</n:Encrypt><Encrypt>b</Encrypt></xml>',
+        '<xml xmlns="urn:x"><Encrypt>a</Encrypt></xml>',
+        "<n:xml xmlns:n='urn:x'><Encrypt>a</Encrypt></n:xml>",
+        "<xml><u:Encrypt>a</u:Encrypt></xml>",  # unbound prefix
+        "<xml><Encrypt>a</Encrypt><Encrypt><X>b</X></Encrypt></xml>",
+        "<xml><Encrypt><X>b</X></Encrypt><Encrypt>a</Encrypt></xml>",
+        "<xml>text only</xml>",
+        "<xml><Encrypt>a</Encrypt>" + "<a>" * 16 + "</a>" * 16 + "</xml>",
+        "<xml><Encrypt>a</Encrypt>" + "<a>" * 17 + "</a>" * 17 + "</xml>",
+        '<xml><Encrypt>a</Encrypt><!DOCTYPE x [<!ENTITY e "v">]></xml>',
+        '<?xml version="1.0" standalone="yes"?><!DOCTYPE xml [<!ENTITY e "v">]><xml>&e;</xml>',
+        "<xml><Encrypt>\u4f01\u4e1a\U0001f600</Encrypt></xml>",
+        "<xml><Encrypt>a</Encrypt></xml><!-- after -->",
+        "<xml><Encrypt>a</Encrypt></xml>junk",
+    ],
+)
+def test_xml_features_parse_as_defusedxml_parses_them(xml):
+    assert_parsers_agree(xml)
+    assert_parsers_agree(xml.encode())
+
+
+# Mostly valid constructs, a few refused ones (an undefined entity, an unbound prefix).
+_VALID_TEXTS = ["", " v ", "abc", "&amp;&#65;", "<![CDATA[<x>]]>", "\u4f01", "<!-- c -->", "<?p?>"]
+_texts = st.sampled_from(_VALID_TEXTS * 8 + ["&e;"])
+_names = st.sampled_from(["Encrypt", "ToUserName", "AgentID", "Item", "a", "xml"] * 8 + ["n:a"])
+_attributes = st.sampled_from(["", "", ' a="1"', ' xmlns:n="urn:n"', ' xmlns="urn:d"'])
+
+
+@st.composite
+def xml_elements(draw, depth: int) -> str:
+    name = draw(_names)
+    parts = [draw(_texts)]
+    if depth < 4:
+        for _ in range(draw(st.integers(0, 3))):
+            parts.append(draw(xml_elements(depth + 1)))
+            parts.append(draw(_texts))
+    return f"<{name}{draw(_attributes)}>{''.join(parts)}</{name}>"
+
+
+@st.composite
+def xml_documents(draw) -> str:
+    """Documents with the constructs the two parsers must agree on: mostly an <xml>
+    root with an Encrypt, sometimes another root or refused content."""
+    root = draw(st.sampled_from(["xml", "xml", "xml", "root"]))
+    parts = [draw(_texts)]
+    for _ in range(draw(st.integers(0, 5))):
+        parts.append(draw(st.one_of(xml_elements(1), st.just("<Encrypt>e1</Encrypt>"))))
+        parts.append(draw(_texts))
+    return f"<{root}{draw(_attributes)}>{''.join(parts)}</{root}>"
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    doc=xml_documents(),
+    prefix=st.sampled_from(["", '<?xml version="1.0"?>', "<!DOCTYPE xml>", " ", "<!-- x -->"]),
+    suffix=st.sampled_from(["", " ", "<xml/>", "x", "<!-- y -->"]),
+)
+def test_generated_documents_parse_as_defusedxml_parses_them(doc, prefix, suffix):
+    assert_parsers_agree(prefix + doc + suffix)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(st.binary(max_size=500), st.text(max_size=500)))
+def test_arbitrary_input_parses_as_defusedxml_parses_it(data):
+    assert_parsers_agree(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(xml=callbacks())
+def test_random_callbacks_parse_as_defusedxml_parses_them(xml):
+    assert_parsers_agree(xml)

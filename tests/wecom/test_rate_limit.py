@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -204,3 +205,77 @@ def test_a_background_call_gives_up_when_only_the_reserve_is_left(redis_url):
     limiter.acquire("d", CallPriority.PRODUCT)
     limiter.acquire("e", CallPriority.PRODUCT)
     assert client.zcard("test:reserve") == 4
+
+
+def test_background_gives_way_while_a_product_call_waits(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    limiter = CallRateLimiter(
+        10, redis_client=client, key="test:yield", background_wait=0, product_wait=0
+    )
+    # Another process's product call is waiting for a slot (its entry expires in 60 s).
+    (now_s, now_us) = client.time()
+    client.zadd("test:yield:waiting", {"exchange-elsewhere": (now_s + 60) * 1_000_000 + now_us})
+    with pytest.raises(WeComThrottled):
+        limiter.acquire("get_auth_info", CallPriority.BACKGROUND)
+    limiter.acquire("get_permanent_code", CallPriority.PRODUCT)  # product calls go on
+    client.zrem("test:yield:waiting", "exchange-elsewhere")  # served, or gave up
+    limiter.acquire("get_auth_info", CallPriority.BACKGROUND)
+    assert client.zcard("test:yield") == 2
+
+
+def test_a_product_call_that_gives_up_stops_holding_background_work_off(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    limiter = CallRateLimiter(1, redis_client=client, key="test:giveup", product_wait=0.3)
+    limiter.acquire("first", CallPriority.PRODUCT)
+    with pytest.raises(WeComThrottled):  # waited (registered as waiting), then gave up
+        limiter.acquire("second", CallPriority.PRODUCT)
+    assert client.zcard("test:giveup:waiting") == 0
+
+
+def test_without_redis_background_gives_way_to_a_waiting_product_call():
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    limiter = CallRateLimiter(1, redis_client=dead, product_wait=5, background_wait=5)
+    limiter.acquire("first", CallPriority.PRODUCT)  # the window is full for ~1.1 s
+    order: list[str] = []
+
+    def call(name: str, priority: CallPriority) -> None:
+        limiter.acquire(name, priority)
+        order.append(name)
+
+    product = threading.Thread(target=call, args=("exchange", CallPriority.PRODUCT))
+    product.start()
+    deadline = time.monotonic() + 5
+    while not limiter._local_waiters and time.monotonic() < deadline:
+        time.sleep(0.005)  # the product call is waiting now
+    background = threading.Thread(target=call, args=("follow-up", CallPriority.BACKGROUND))
+    background.start()
+    product.join()
+    background.join()
+    # Both wanted the slot the first call frees: the product call got it.
+    assert order == ["exchange", "follow-up"]
+
+
+def test_a_zero_wait_background_block_fails_at_once_when_the_window_is_full(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    limiter = CallRateLimiter(2, redis_client=client, key="test:nowait", reserve=0.5)
+    limiter.acquire("a", CallPriority.BACKGROUND)  # the background share: 1 of 2
+    started = time.monotonic()
+    with background_calls(wait=0), pytest.raises(WeComThrottled):
+        limiter.acquire("b")
+    assert time.monotonic() - started < limiter.waits[CallPriority.BACKGROUND]
+    with background_calls():
+        assert current_priority() is CallPriority.BACKGROUND
+
+
+def test_the_ledger_records_each_grant_in_order(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.delete("test:ledger")
+    limiter = CallRateLimiter(3, redis_client=client, key="test:ledgered", ledger="test:ledger")
+    for _ in range(7):  # more than the ceiling: some grants wait for the next window
+        limiter.acquire("gettoken")
+    grants = [int(t) for t in client.lrange("test:ledger", 0, -1)]
+    assert len(grants) == 7
+    assert grants == sorted(grants)
+    window_us = int(limiter.window * 1_000_000)
+    # Redis' own clock: no 1.1 s window of grants holds more than the ceiling.
+    assert all(b - a >= window_us for a, b in zip(grants, grants[3:], strict=False))

@@ -1,9 +1,10 @@
 """Parsing of WeCom callback XML: the outer envelope and the decrypted events.
 
 Protocol doc §7.2 (envelope) and §8 (catalogue). The outer body is parsed before
-the request is authenticated, so all XML goes through defusedxml with DTDs,
-entities and external references forbidden, behind a size cap. Every failure is
-a ``MessageError``; callers never see a parser's own exception types.
+the request is authenticated, so all XML goes through expat with defusedxml's
+protections (DTDs, entities and external references forbidden; _expat_parser),
+behind a size cap and a depth limit. Every failure is a ``MessageError``; callers
+never see a parser's own exception types.
 
 Events are frozen, slotted dataclasses. Each keeps ``raw``, the whole payload as
 a dict, so fields we do not model are never lost. No Django imports: the
@@ -16,16 +17,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-
-if TYPE_CHECKING:
-    # Type only: nothing here parses with xml.etree, all parsing is defusedxml.
-    from xml.etree.ElementTree import Element
+from xml.parsers import expat
 
 __all__ = [
     "ACTIVITY_EVENTS",
@@ -134,51 +128,115 @@ def _to_utf8(
     raise error("xml is not UTF-8")
 
 
-def _parse_root(data: str | bytes, *, max_bytes: int, error: type[MessageError]) -> Element:
-    """Return the <xml> root element of data, parsed without DTDs or entities."""
-    text = _to_utf8(data, max_bytes=max_bytes, error=error)
-    # Errors are raised after the except blocks so the parser's exception (which
-    # may quote the payload) is not chained onto ours.
+class _Refused(Exception):
+    """Raised from inside expat: the document is refused (see _expat_parser)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _refuse_dtd(*_args: object) -> None:
+    raise _Refused("xml uses a forbidden DTD, entity or external reference")
+
+
+def _expat_parser() -> Any:
+    """A bare expat parser with defusedxml's protections, all of them on.
+
+    defusedxml (forbid_dtd, forbid_entities, forbid_external) works by installing
+    exactly these handlers on expat; we install them on a parser of our own to skip
+    ElementTree's pure-Python tree building, which cost most of a callback's parse
+    (issue 17). Any DOCTYPE is refused as it starts, so no entity can ever be declared:
+    only XML's five predefined entities and character references exist, and any other
+    reference is expat's own "undefined entity" error. Entity and external-reference
+    declarations are refused too, should a DTD ever get past the first handler.
+    tests/wecom/test_messages.py holds the hostile corpus and compares every result
+    with defusedxml's own parse.
+    """
+    parser = expat.ParserCreate(None, "}")  # as ElementTree: namespaces on, "}" separator
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    parser.UnparsedEntityDeclHandler = _refuse_dtd
+    parser.ExternalEntityRefHandler = _refuse_dtd
+    parser.buffer_text = True
+    parser.ordered_attributes = True  # attributes are ignored: the cheaper form
+    return parser
+
+
+def _tag(name: str) -> str:
+    # ElementTree's spelling of a namespaced name: "{uri}local".
+    return "{" + name if "}" in name else name
+
+
+def _parse(text: str, parser: Any, *, error: type[MessageError]) -> None:
+    """Feed ``text`` to ``parser``; any failure becomes ``error`` with a fixed message.
+
+    Errors are raised after the except blocks so the parser's exception (which
+    may quote the payload) is not chained onto ours.
+    """
     problem = None
     try:
-        root = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException:
-        problem = "xml uses a forbidden DTD, entity or external reference"
-    except (SafeET.ParseError, ValueError, LookupError):
+        parser.Parse(text, True)
+    except _Refused as exc:
+        problem = exc.problem
+    except (expat.ExpatError, ValueError, LookupError):
         problem = "xml is malformed"
     if problem is not None:
         raise error(problem)
-    if root.tag != "xml":
-        raise error("root element must be <xml>")
-    return root
 
 
-def _element_value(element: Element, depth: int) -> RawValue:
-    """Return an element as trimmed text (leaf) or a dict of its children.
+def _xml_value(data: str | bytes, *, max_bytes: int, error: type[MessageError]) -> RawValue:
+    """Return the ``<xml>`` root of data as a value, built in one pass over expat.
 
-    A tag seen more than once becomes a list, in document order. Values are
-    trimmed because an official sample has spaces around its CDATA sections.
+    A leaf is its trimmed text (an official sample has spaces around its CDATA
+    sections); an element with children is a dict of them, a tag seen more than once
+    a list in document order; text around children is ignored. The same values
+    ElementTree's tree would give (tests/wecom/test_messages.py compares them).
     """
-    if depth > MAX_DEPTH:
-        raise MalformedMessage("xml is nested too deeply")
-    if len(element) == 0:
-        return (element.text or "").strip()
-    children: dict[str, Any] = {}
-    for child in element:
-        value = _element_value(child, depth + 1)
-        if child.tag not in children:
-            children[child.tag] = value
-        elif isinstance(existing := children[child.tag], list):
+    text = _to_utf8(data, max_bytes=max_bytes, error=error)
+    parser = _expat_parser()
+    # One frame per open element: [tag, children (None while a leaf), text parts].
+    stack: list[list[Any]] = []
+    done: list[tuple[str, RawValue]] = []
+
+    def start(name: str, _attributes: list[str]) -> None:
+        if len(stack) > MAX_DEPTH:  # this element's depth (the root's is 0)
+            raise _Refused("xml is nested too deeply")
+        stack.append([_tag(name), None, []])
+
+    def end(_name: str) -> None:
+        tag, children, parts = stack.pop()
+        value = "".join(parts).strip() if children is None else children
+        if not stack:
+            done.append((tag, value))
+            return
+        parent = stack[-1]
+        if parent[1] is None:
+            parent[1] = {}
+        siblings = parent[1]
+        if tag not in siblings:
+            siblings[tag] = value
+        elif isinstance(existing := siblings[tag], list):
             existing.append(value)
         else:
-            children[child.tag] = [existing, value]
-    return children
+            siblings[tag] = [existing, value]
+
+    def data(chunk: str) -> None:
+        stack[-1][2].append(chunk)  # expat reports no text outside the root
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = data
+    _parse(text, parser, error=error)
+    tag, value = done[0]  # expat accepts exactly one root element
+    if tag != "xml":
+        raise error("root element must be <xml>")
+    return value
 
 
 def parse_xml(data: str | bytes, *, max_bytes: int = EVENT_MAX_BYTES) -> dict[str, Any]:
     """Return an ``<xml>`` document as a dict of its (trimmed, nested) fields."""
-    root = _parse_root(data, max_bytes=max_bytes, error=MalformedMessage)
-    value = _element_value(root, 0)
+    value = _xml_value(data, max_bytes=max_bytes, error=MalformedMessage)
     return value if isinstance(value, dict) else {}
 
 
@@ -199,17 +257,51 @@ def parse_envelope(body: str | bytes, *, max_bytes: int = ENVELOPE_MAX_BYTES) ->
 
     ``to_user_name`` and ``agent_id`` are "" when absent (command URLs send an
     empty AgentID). They are not signed: use them to pick a key, never to trust.
+    Only the root's leaf children are read; a child with children of its own is
+    ignored rather than guessed at.
     """
-    root = _parse_root(body, max_bytes=max_bytes, error=MalformedEnvelope)
+    text = _to_utf8(body, max_bytes=max_bytes, error=MalformedEnvelope)
+    parser = _expat_parser()
+    root: list[str] = []
     fields: dict[str, str] = {}
-    for child in root:
-        if len(child):
-            continue  # no envelope field has children; ignore rather than guess
-        if child.tag in fields:
-            # Two Encrypt elements could make the signature and the decryption
-            # disagree about which ciphertext was meant.
-            raise MalformedEnvelope("envelope repeats a field")
-        fields[child.tag] = (child.text or "").strip()
+    repeated: list[str] = []
+    # The root child being read: [tag, text parts, has children]; depth of the parser.
+    child: list[Any] = []
+    depth = 0
+
+    def start(name: str, _attributes: list[str]) -> None:
+        nonlocal depth, child
+        if depth == 0:
+            root.append(_tag(name))
+        elif depth == 1:
+            child = [_tag(name), [], False]
+        elif depth == 2:
+            child[2] = True
+        depth += 1
+
+    def end(_name: str) -> None:
+        nonlocal depth
+        depth -= 1
+        if depth == 1 and not child[2]:
+            tag = child[0]
+            if tag in fields:
+                repeated.append(tag)
+            fields[tag] = "".join(child[1]).strip()
+
+    def data(chunk: str) -> None:
+        if depth == 2:  # directly inside a root child
+            child[1].append(chunk)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = data
+    _parse(text, parser, error=MalformedEnvelope)
+    if root[0] != "xml":
+        raise MalformedEnvelope("root element must be <xml>")
+    if repeated:
+        # Two Encrypt elements could make the signature and the decryption
+        # disagree about which ciphertext was meant.
+        raise MalformedEnvelope("envelope repeats a field")
     encrypt = fields.get("Encrypt")
     if not encrypt:
         raise MalformedEnvelope("envelope has no Encrypt")
