@@ -4,9 +4,9 @@ Run with `.venv/bin/python bench/gateway.py` (`make bench` runs it). Not part of
 test suite.
 
 - The simulator runs as its own process (`python -m wecom_provider.sandbox`).
-- The platform runs under gunicorn as in docker/Dockerfile: 4 sync workers, access log
-  on. It registers the simulator's suites and installs one third-party tenant the way
-  WeCom does.
+- The platform runs under gunicorn as shipped (docker/gunicorn.conf.py: threaded
+  workers, access log on). It registers the simulator's suites and installs one
+  third-party tenant the way WeCom does.
 - PostgreSQL runs at production durability (bench/support/servers.py); its settings are
   printed with the figures. Redis is a throwaway server.
 - The same `user/get` call goes two ways, interleaved round by round, so noisy
@@ -19,8 +19,8 @@ test suite.
 - For reference, the corp access-token endpoint on the same server (key lookup, rate
   limit, token read, durable audit row; no WeCom call): the platform's floor for an
   authenticated, audited request, so the gateway's own share of the cost shows.
-- Every side uses a fresh connection per request (gunicorn's sync workers close it
-  anyway), and the CPU each process spent per request is printed.
+- Every side uses a fresh connection per request (as a product's one-off call would),
+  and the CPU each process spent per request is printed.
 - **Saturation** (closed loop, --connections callers on each side): requests/s.
   TARGET: gateway ≥ 0.5 × direct.
 - **Fixed rate** (open loop, --rate req/s, latency from each request's scheduled start):
@@ -55,6 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.support.servers import cpu_seconds  # noqa: E402
+from bench.support.servers import gunicorn_args  # noqa: E402
+from bench.support.servers import gunicorn_line  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
 
@@ -340,7 +342,10 @@ def report(title: str, figures: dict, args) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (Dockerfile: 4)")
+    parser.add_argument(
+        "--workers", type=int, default=max(2, os.cpu_count() or 2), help="gunicorn workers"
+    )
+    parser.add_argument("--threads", type=int, help="gunicorn threads (default: as shipped)")
     parser.add_argument("--connections", type=int, default=4, help="callers on each side")
     parser.add_argument("--seconds", type=float, default=6.0, help="per round and side")
     parser.add_argument("--rounds", type=int, default=3)
@@ -385,17 +390,11 @@ def main() -> None:
             sys.executable,
             "-m",
             "gunicorn",
-            "wecom_provider.wsgi:application",
+            *gunicorn_args(threads=args.threads),
             "--bind",
             f"127.0.0.1:{web_port}",
             "--workers",
             str(args.workers),
-            "--timeout",
-            "30",
-            "--backlog",
-            "2048",
-            "--access-logfile",
-            "-",
         ]
         with process(web, env, f"http://127.0.0.1:{web_port}/healthz", "gunicorn") as server:
             pids = {
@@ -419,8 +418,8 @@ def main() -> None:
             slow = measure(args, pids, sim_port, web_port, raws)
             load_after = os.getloadavg()
     print(
-        f"gunicorn: {args.workers} sync workers; {os.cpu_count()} CPUs shared with PostgreSQL, "
-        f"Redis, the simulator and the load generator; {args.rounds} interleaved rounds; "
+        f"{gunicorn_line(args.workers, args.threads)}, the simulator; "
+        f"{args.rounds} interleaved rounds; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )
     ratio = report("the simulator at its own speed:", plain, args)

@@ -39,7 +39,10 @@ def advisory_lock(key: str, *, alias: str = "default") -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
         yield
     finally:
-        # Closing without commit rolls back, which releases the lock; a dead connection
-        # has released it already.
+        # ROLLBACK releases the lock before it returns; closing alone would leave the
+        # release to the server process's exit, after we have moved on (another process
+        # could still find the lock held). A dead connection has released it already.
+        with contextlib.suppress(Exception):
+            side.rollback()
         with contextlib.suppress(Exception):
             side.close()

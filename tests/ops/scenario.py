@@ -200,11 +200,13 @@ class Scenario:
         rejected = self._post_junk(suite.suite_id)
 
         # 6. The 代开发 corp is dissolved: its token refresh fails and it is suspended.
+        #    Its token is read first: an install's own token fetch is a follow-up task
+        #    (tenants.install_follow_up) that settle() does not wait for.
         custom = Authorization.objects.select_related("suite", "corp").get(
             suite=template, corp__corpid=corp_c
         )
-        control.dissolve_corp(corp_c)
         current = credentials.token_get(custom).value
+        control.dissolve_corp(corp_c)
         with contextlib.suppress(WeComError, credentials.CredentialUnavailable):
             credentials.token_get(custom, rejected=current)
         assert Authorization.objects.get(pk=custom.pk).status == "suspended"
