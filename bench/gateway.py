@@ -3,7 +3,7 @@
 Run with `.venv/bin/python bench/gateway.py` (`make bench` runs it). Not part of the
 test suite.
 
-- The simulator runs as its own process (`python -m wecom_provider.sandbox`).
+- The simulator runs as its own process (`python -m sandbox`).
 - The platform runs under gunicorn as in docker/Dockerfile: 4 sync workers, access log
   on. It registers the simulator's suites and installs one third-party tenant the way
   WeCom does.
@@ -350,7 +350,7 @@ def main() -> None:
 
     sim_port, web_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = [sys.executable, "-m", "wecom_provider.sandbox", "--port", str(sim_port)]
+    sim = [sys.executable, "-m", "sandbox", "--port", str(sim_port)]
     with (
         stores() as st,
         process(sim, dict(os.environ), f"{sim_url}/sandbox/config", "the simulator") as simulator,

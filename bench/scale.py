@@ -213,12 +213,12 @@ def simulated_day(corps: int, hours: float, mode: str, budget: int, product_read
     from django.db import connection
     from django.test import override_settings
 
+    from sandbox import start_sandbox
     from tenants import credentials
     from tenants import services
     from tenants.models import Authorization
     from tests.conftest import register_platform
-    from wecom_provider.sandbox import start_sandbox
-    from wecom_provider.wecom.ratelimit import background_calls
+    from wecom.ratelimit import background_calls
 
     handle = start_sandbox(ticket_interval=0)
     # The clock is accelerated: a real-time ceiling would stretch the day to real hours.
@@ -421,8 +421,8 @@ def burst_and_memory(
     import redis
     from django.test import override_settings
 
+    from sandbox import start_sandbox
     from tests.conftest import register_platform
-    from wecom_provider.sandbox import start_sandbox
 
     handle = start_sandbox(ticket_interval=0)
     env = {

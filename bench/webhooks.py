@@ -64,7 +64,7 @@ from bench.support.servers import pg_settings_line  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
 from tests.support import celery_worker  # noqa: E402
 from tests.support import gunicorn_server  # noqa: E402
-from wecom_provider.wecom.crypto import CallbackCrypto  # noqa: E402
+from wecom.crypto import CallbackCrypto  # noqa: E402
 
 RATE = 50
 SECONDS = 20

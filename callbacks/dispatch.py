@@ -26,11 +26,11 @@ from tenants.lifecycle import EventNotApplied
 from tenants.models import Corp
 from tenants.models import Suite
 from tenants.services import InstallInProgress
+from wecom import messages
+from wecom.errors import WeComBusy
+from wecom.errors import WeComRateLimited
+from wecom.errors import WeComTransportError
 from wecom_provider.observability import metrics
-from wecom_provider.wecom import messages
-from wecom_provider.wecom.errors import WeComBusy
-from wecom_provider.wecom.errors import WeComRateLimited
-from wecom_provider.wecom.errors import WeComTransportError
 
 # Worth another attempt later; everything else fails the row for ops to look at.
 TRANSIENT_ERRORS = (

@@ -37,14 +37,14 @@ from callbacks.models import CallbackRejection
 from callbacks.routes import Route
 from callbacks.routes import route_for
 from tenants.models import Authorization
+from wecom import messages
+from wecom.crypto import CallbackCryptoError
+from wecom.crypto import InvalidSignature
+from wecom.crypto import ReceiveIdMismatch
 from wecom_provider import hotsql
 from wecom_provider.commits import lazy_commit
 from wecom_provider.observability import metrics
 from wecom_provider.observability import remember_secret
-from wecom_provider.wecom import messages
-from wecom_provider.wecom.crypto import CallbackCryptoError
-from wecom_provider.wecom.crypto import InvalidSignature
-from wecom_provider.wecom.crypto import ReceiveIdMismatch
 
 logger = logging.getLogger(__name__)
 

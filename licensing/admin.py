@@ -25,9 +25,9 @@ from licensing.models import LicenseOrder
 from licensing.models import LicenseRenewJob
 from licensing.models import OrderStatus
 from licensing.models import UnlicensedMember
+from wecom.errors import WeComError
 from wecom_provider.adminperms import GuardedModelAdmin
 from wecom_provider.adminperms import ReadOnlyInline
-from wecom_provider.wecom.errors import WeComError
 
 
 class ReadOnlyMixin:

@@ -61,12 +61,12 @@ from tenants.models import Corp
 from tenants.models import Provider
 from tenants.models import Suite
 from tenants.wecom import provider_api
+from wecom.client import ProviderApi
+from wecom.client import chunked
+from wecom.endpoints import BATCH_MAX_ITEMS
+from wecom.errors import WeComApiError
+from wecom.errors import WeComError
 from wecom_provider.progress import Progress
-from wecom_provider.wecom.client import ProviderApi
-from wecom_provider.wecom.client import chunked
-from wecom_provider.wecom.endpoints import BATCH_MAX_ITEMS
-from wecom_provider.wecom.errors import WeComApiError
-from wecom_provider.wecom.errors import WeComError
 
 logger = logging.getLogger(__name__)
 

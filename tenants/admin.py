@@ -29,10 +29,10 @@ from tenants.models import CredentialToken
 from tenants.models import FeedEvent
 from tenants.models import Provider
 from tenants.models import Suite
+from wecom.errors import WeComError
 from wecom_provider.adminperms import GuardedModelAdmin
 from wecom_provider.adminperms import ReadOnlyInline
 from wecom_provider.adminperms import admin_view_requiring
-from wecom_provider.wecom.errors import WeComError
 
 logger = logging.getLogger(__name__)
 

@@ -46,8 +46,8 @@ from tenants.models import Provider
 from tenants.models import Suite
 from tenants.wecom import suite_api
 from tenants.wecom import wecom_client
-from wecom_provider.wecom.client import AccessToken
-from wecom_provider.wecom.errors import WeComCorpGone
+from wecom.client import AccessToken
+from wecom.errors import WeComCorpGone
 
 logger = logging.getLogger(__name__)
 

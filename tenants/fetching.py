@@ -45,12 +45,12 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
+from wecom.errors import WeComCorpGone
+from wecom.errors import WeComError
+from wecom.errors import WeComTokenInvalid
+from wecom.ratelimit import WeComThrottled
 from wecom_provider import pglocks
 from wecom_provider.observability import remember_secret
-from wecom_provider.wecom.errors import WeComCorpGone
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.errors import WeComTokenInvalid
-from wecom_provider.wecom.ratelimit import WeComThrottled
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from tenants import services
 from tenants.lifecycle import EventIgnored
 from tenants.lifecycle import LifecycleEvent
 from tenants.models import Suite
-from wecom_provider.wecom import messages
+from wecom import messages
 
 logger = logging.getLogger(__name__)
 

@@ -41,12 +41,12 @@ from tenants.models import Suite
 from tenants.wecom import corp_api
 from tenants.wecom import provider_api
 from tenants.wecom import suite_api
-from wecom_provider.wecom.errors import WeComApiError
-from wecom_provider.wecom.errors import WeComBusy
-from wecom_provider.wecom.errors import WeComCorpGone
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.errors import WeComTransportError
-from wecom_provider.wecom.ratelimit import background_calls
+from wecom.errors import WeComApiError
+from wecom.errors import WeComBusy
+from wecom.errors import WeComCorpGone
+from wecom.errors import WeComError
+from wecom.errors import WeComTransportError
+from wecom.ratelimit import background_calls
 
 logger = logging.getLogger(__name__)
 

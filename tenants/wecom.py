@@ -14,12 +14,12 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django_redis import get_redis_connection
 
-from wecom_provider.wecom.client import CorpApi
-from wecom_provider.wecom.client import ProviderApi
-from wecom_provider.wecom.client import SuiteApi
-from wecom_provider.wecom.client import WeComClient
-from wecom_provider.wecom.endpoints import TokenKind
-from wecom_provider.wecom.ratelimit import CallRateLimiter
+from wecom.client import CorpApi
+from wecom.client import ProviderApi
+from wecom.client import SuiteApi
+from wecom.client import WeComClient
+from wecom.endpoints import TokenKind
+from wecom.ratelimit import CallRateLimiter
 
 _client: WeComClient | None = None
 _client_lock = threading.Lock()

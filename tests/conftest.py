@@ -34,7 +34,7 @@ def _clean_redis():
 class Platform:
     """The simulator plus the platform rows registered from its scenario."""
 
-    sandbox: object  # wecom_provider.sandbox.SandboxHandle
+    sandbox: object  # sandbox.SandboxHandle
     provider: object  # tenants.models.Provider
     suite: object  # third-party suite
     template: object  # 代开发 template
@@ -50,7 +50,7 @@ class Platform:
 
 
 def _start_sandbox(settings, *, callback_base: str | None = None, ticket_interval: float = 0):
-    from wecom_provider.sandbox import start_sandbox
+    from sandbox import start_sandbox
 
     handle = start_sandbox(callback_base=callback_base, ticket_interval=ticket_interval)
     settings.WECOM_API_BASE = handle.base_url

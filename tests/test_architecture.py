@@ -10,7 +10,7 @@ import pytest
 from tests.support import ROOT
 
 RULES = {  # package -> import prefixes it must never use
-    "wecom_provider/wecom": (
+    "wecom": (
         "django",
         "rest_framework",
         "celery",
@@ -19,9 +19,9 @@ RULES = {  # package -> import prefixes it must never use
         "callbacks",
         "api",
         "ops",
-        "wecom_provider.sandbox",
+        "sandbox",
     ),
-    "wecom_provider/sandbox": (
+    "sandbox": (
         "rest_framework",
         "celery",
         "tenants",
@@ -30,12 +30,12 @@ RULES = {  # package -> import prefixes it must never use
         "api",
         "ops",
     ),
-    "tenants": ("licensing", "callbacks", "api", "ops", "webhooks", "wecom_provider.sandbox"),
-    "licensing": ("callbacks", "api", "ops", "webhooks", "wecom_provider.sandbox"),
-    "callbacks": ("api", "ops", "webhooks", "wecom_provider.sandbox"),
+    "tenants": ("licensing", "callbacks", "api", "ops", "webhooks", "sandbox"),
+    "licensing": ("callbacks", "api", "ops", "webhooks", "sandbox"),
+    "callbacks": ("api", "ops", "webhooks", "sandbox"),
     # api/urls.py mounts the webhooks routes (the one import of webhooks from api).
-    "api": ("ops", "webhooks.services", "webhooks.models", "wecom_provider.sandbox"),
-    "webhooks": ("ops", "callbacks", "wecom_provider.sandbox"),
+    "api": ("ops", "webhooks.services", "webhooks.models", "sandbox"),
+    "webhooks": ("ops", "callbacks", "sandbox"),
 }
 
 
@@ -56,7 +56,7 @@ def test_nothing_imports_upward(package, banned):
     for path in sorted((ROOT / package).rglob("*.py")):
         for module in imported_modules(path):
             if module.startswith(banned) or (
-                package == "wecom_provider/sandbox" and module.split(".")[0] == "django"
+                package == "sandbox" and module.split(".")[0] == "django"
             ):
                 offenders.append(f"{path.relative_to(ROOT)}: {module}")
     assert offenders == []
@@ -66,17 +66,13 @@ def test_protocol_library_imports_without_django_settings(tmp_path):
     """The library works on its own: no settings, and no Django/DRF/Celery module loaded."""
     code = (
         "import sys\n"
-        "import wecom_provider.wecom.client, wecom_provider.wecom.crypto\n"
-        "import wecom_provider.wecom.messages, wecom_provider.wecom.endpoints\n"
+        "import wecom.client, wecom.crypto\n"
+        "import wecom.messages, wecom.endpoints\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'django', 'rest_framework', 'celery'}))\n"
     )
-    # A bare parent package, so the project's __init__ (which loads the Celery app for
-    # Django) does not run: only the library itself is imported.
-    package = tmp_path / "wecom_provider"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "wecom").symlink_to(ROOT / "wecom_provider" / "wecom")
+    # Only the library on the path: no project package, no Django app, no settings.
+    (tmp_path / "wecom").symlink_to(ROOT / "wecom")
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,

@@ -40,9 +40,9 @@ from api.gateway import policy
 from api.gateway import quotas
 from tenants import credentials
 from tenants.models import Authorization
+from wecom import gateway as wg
+from wecom.errors import WeComTransportError
 from wecom_provider.observability import metrics
-from wecom_provider.wecom import gateway as wg
-from wecom_provider.wecom.errors import WeComTransportError
 
 logger = logging.getLogger(__name__)
 

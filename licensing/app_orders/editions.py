@@ -44,10 +44,10 @@ from tenants.models import Suite
 from tenants.wecom import CredentialSource
 from tenants.wecom import suite_api
 from tenants.wecom import wecom_client
-from wecom_provider.wecom.endpoints import TokenKind
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.paid_apps import EditionInfo
-from wecom_provider.wecom.paid_apps import PaidAppApi
+from wecom.endpoints import TokenKind
+from wecom.errors import WeComError
+from wecom.paid_apps import EditionInfo
+from wecom.paid_apps import PaidAppApi
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from tenants import handlers as tenant_handlers
 from tenants import services as tenant_services
 from tenants.lifecycle import EventIgnored
 from tenants.models import Suite
-from wecom_provider.wecom import messages
-from wecom_provider.wecom.paid_apps import APP_ORDER_EVENTS
-from wecom_provider.wecom.paid_apps import AppOrderEvent
+from wecom import messages
+from wecom.paid_apps import APP_ORDER_EVENTS
+from wecom.paid_apps import AppOrderEvent
 
 
 class MalformedAppOrderEvent(Exception):

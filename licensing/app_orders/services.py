@@ -38,9 +38,9 @@ from tenants.feed import feed_publish
 from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.paid_apps import AppOrderEvent
-from wecom_provider.wecom.paid_apps import AppOrderInfo
+from wecom.errors import WeComError
+from wecom.paid_apps import AppOrderEvent
+from wecom.paid_apps import AppOrderInfo
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from tests.support import celery_worker
 from tests.support import database_url
 from tests.support import django_env
 from tests.support import wait_until
-from wecom_provider.wecom.errors import WeComError
+from wecom.errors import WeComError
 
 FAULT_ERRCODE = 60011  # "no privilege": a permanent error, the row fails for ops to replay
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from wecom_provider.sandbox.credentials import CORP
-from wecom_provider.sandbox.credentials import PROVIDER
-from wecom_provider.sandbox.credentials import SUITE
-from wecom_provider.sandbox.errors import ApiError
-from wecom_provider.sandbox.models import Token
+from sandbox.credentials import CORP
+from sandbox.credentials import PROVIDER
+from sandbox.credentials import SUITE
+from sandbox.errors import ApiError
+from sandbox.models import Token
 
 PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX = 500, 1000
 BATCH_MAX = 1000

@@ -16,34 +16,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox import messages
-from wecom_provider.sandbox.errors import ApiError
-from wecom_provider.sandbox.models import BASE
-from wecom_provider.sandbox.models import CODE_BOUND
-from wecom_provider.sandbox.models import CODE_EXPIRED
-from wecom_provider.sandbox.models import CODE_MERGED
-from wecom_provider.sandbox.models import CODE_SHARED
-from wecom_provider.sandbox.models import CODE_UNBOUND
-from wecom_provider.sandbox.models import EXTERNAL
-from wecom_provider.sandbox.models import ORDER_CANCELLED
-from wecom_provider.sandbox.models import ORDER_EXPIRED
-from wecom_provider.sandbox.models import ORDER_INVALID
-from wecom_provider.sandbox.models import ORDER_MULTI
-from wecom_provider.sandbox.models import ORDER_NEW
-from wecom_provider.sandbox.models import ORDER_PAID
-from wecom_provider.sandbox.models import ORDER_REFUND_REJECTED
-from wecom_provider.sandbox.models import ORDER_REFUNDED
-from wecom_provider.sandbox.models import ORDER_REFUNDING
-from wecom_provider.sandbox.models import ORDER_RENEW
-from wecom_provider.sandbox.models import ORDER_UNPAID
-from wecom_provider.sandbox.models import ActiveCode
-from wecom_provider.sandbox.models import Corp
-from wecom_provider.sandbox.models import Order
-from wecom_provider.sandbox.pushes import DATA
-from wecom_provider.sandbox.pushes import SYSTEM
-from wecom_provider.sandbox.pushes import push
-from wecom_provider.sandbox.state import ckey
+from sandbox import ids
+from sandbox import messages
+from sandbox.errors import ApiError
+from sandbox.models import BASE
+from sandbox.models import CODE_BOUND
+from sandbox.models import CODE_EXPIRED
+from sandbox.models import CODE_MERGED
+from sandbox.models import CODE_SHARED
+from sandbox.models import CODE_UNBOUND
+from sandbox.models import EXTERNAL
+from sandbox.models import ORDER_CANCELLED
+from sandbox.models import ORDER_EXPIRED
+from sandbox.models import ORDER_INVALID
+from sandbox.models import ORDER_MULTI
+from sandbox.models import ORDER_NEW
+from sandbox.models import ORDER_PAID
+from sandbox.models import ORDER_REFUND_REJECTED
+from sandbox.models import ORDER_REFUNDED
+from sandbox.models import ORDER_REFUNDING
+from sandbox.models import ORDER_RENEW
+from sandbox.models import ORDER_UNPAID
+from sandbox.models import ActiveCode
+from sandbox.models import Corp
+from sandbox.models import Order
+from sandbox.pushes import DATA
+from sandbox.pushes import SYSTEM
+from sandbox.pushes import push
+from sandbox.state import ckey
 
 DAY = 86400
 MONTH_DAYS = 31  # §6.1: one month is 31 days

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from wecom_provider.sandbox.models import Corp
+from sandbox.models import Corp
 
 # External contacts minted per visible member on first use.
 EXTERNALS_PER_USER = 2

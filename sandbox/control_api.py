@@ -2,7 +2,7 @@
 
 Every route is JSON in, JSON out. Failures answer 4xx with {"error": "..."} (and the
 WeCom errcode when a license rule refused the action). The route list is documented
-in the package docstring (wecom_provider/sandbox/__init__.py).
+in the package docstring (sandbox/__init__.py).
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from typing import Any
 
-from wecom_provider.sandbox import actions
-from wecom_provider.sandbox import credentials
-from wecom_provider.sandbox import faults as faults_mod
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox import licensing as lic
-from wecom_provider.sandbox import pushes
-from wecom_provider.sandbox.actions import ActionError
-from wecom_provider.sandbox.config import build_corp
-from wecom_provider.sandbox.config import build_suite
-from wecom_provider.sandbox.config import build_user
-from wecom_provider.sandbox.models import LoginCode
-from wecom_provider.sandbox.models import OAuthCode
+from sandbox import actions
+from sandbox import credentials
+from sandbox import faults as faults_mod
+from sandbox import ids
+from sandbox import licensing as lic
+from sandbox import pushes
+from sandbox.actions import ActionError
+from sandbox.config import build_corp
+from sandbox.config import build_suite
+from sandbox.config import build_user
+from sandbox.models import LoginCode
+from sandbox.models import OAuthCode
 
 
 @dataclass

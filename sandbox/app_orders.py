@@ -28,22 +28,22 @@ from dataclasses import asdict
 from dataclasses import replace
 from typing import Any
 
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox import messages
-from wecom_provider.sandbox.actions import ActionError
-from wecom_provider.sandbox.actions import require_auth
-from wecom_provider.sandbox.actions import require_suite
-from wecom_provider.sandbox.api import Call
-from wecom_provider.sandbox.api import route
-from wecom_provider.sandbox.control_api import ControlCall
-from wecom_provider.sandbox.control_api import control
-from wecom_provider.sandbox.credentials import SUITE
-from wecom_provider.sandbox.errors import ApiError
-from wecom_provider.sandbox.models import AppOrder
-from wecom_provider.sandbox.models import Authorization
-from wecom_provider.sandbox.pushes import COMMAND
-from wecom_provider.sandbox.pushes import push
-from wecom_provider.sandbox.state import akey
+from sandbox import ids
+from sandbox import messages
+from sandbox.actions import ActionError
+from sandbox.actions import require_auth
+from sandbox.actions import require_suite
+from sandbox.api import Call
+from sandbox.api import route
+from sandbox.control_api import ControlCall
+from sandbox.control_api import control
+from sandbox.credentials import SUITE
+from sandbox.errors import ApiError
+from sandbox.models import AppOrder
+from sandbox.models import Authorization
+from sandbox.pushes import COMMAND
+from sandbox.pushes import push
+from sandbox.state import akey
 
 DAY = 86400
 TRIAL_MAX_DAYS = 60  # path/91913: a trial lasts 60 days at most, extensions included

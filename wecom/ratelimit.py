@@ -59,7 +59,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from enum import StrEnum
 
-from wecom_provider.wecom.errors import WeComTransportError
+from wecom.errors import WeComTransportError
 
 __all__ = [
     "CallPriority",

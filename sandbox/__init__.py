@@ -5,7 +5,7 @@ docs/protocol.md), keeps every token, ticket, code, authorization and license
 in memory on a movable clock, pushes encrypted callbacks to the platform, and
 offers a JSON control API so tests (and developers) can play the corp admin,
 WeCom's console and the network. Imports: stdlib, httpx, PyYAML and
-wecom_provider.wecom only; production code never imports this package.
+wecom only; production code never imports this package.
 
 Start
 -----
@@ -17,7 +17,7 @@ Start
     handle.control()                             # SandboxControl(base_url)
     handle.stop()
 
-    python -m wecom_provider.sandbox --port 9800 --callback-base http://127.0.0.1:8000 \
+    python -m sandbox --port 9800 --callback-base http://127.0.0.1:8000 \
         [--config file.yaml] [--ticket-interval 600] [--snapshot state.json]
     python manage.py wecom_sandbox [--port 9800] [--callback-base …] [--config …]
 
@@ -138,9 +138,9 @@ suite/template id), …/data/ (receive id = corpid) and
 {callback_base}/callbacks/provider/<provider corpid>/ (receive id = provider corpid).
 """
 
-from wecom_provider.sandbox.control import SandboxControl
-from wecom_provider.sandbox.server import SandboxHandle
-from wecom_provider.sandbox.server import main
-from wecom_provider.sandbox.server import start_sandbox
+from sandbox.control import SandboxControl
+from sandbox.server import SandboxHandle
+from sandbox.server import main
+from sandbox.server import start_sandbox
 
 __all__ = ["SandboxControl", "SandboxHandle", "main", "start_sandbox"]

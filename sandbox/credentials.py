@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox.errors import ApiError
-from wecom_provider.sandbox.models import SuiteTicket
-from wecom_provider.sandbox.models import Token
+from sandbox import ids
+from sandbox.errors import ApiError
+from sandbox.models import SuiteTicket
+from sandbox.models import Token
 
 PROVIDER, SUITE, CORP = "provider", "suite", "corp"
 

@@ -16,18 +16,18 @@ import re
 import secrets
 from typing import Any
 
-from wecom_provider.sandbox import directory
-from wecom_provider.sandbox.api import Call
-from wecom_provider.sandbox.api import _decode_cursor
-from wecom_provider.sandbox.api import _encode_cursor
-from wecom_provider.sandbox.api import objects
-from wecom_provider.sandbox.api import route
-from wecom_provider.sandbox.api import strings
-from wecom_provider.sandbox.api_auth import _token_auth
-from wecom_provider.sandbox.control_api import ControlCall
-from wecom_provider.sandbox.control_api import control
-from wecom_provider.sandbox.credentials import CORP
-from wecom_provider.sandbox.errors import ApiError
+from sandbox import directory
+from sandbox.api import Call
+from sandbox.api import _decode_cursor
+from sandbox.api import _encode_cursor
+from sandbox.api import objects
+from sandbox.api import route
+from sandbox.api import strings
+from sandbox.api_auth import _token_auth
+from sandbox.control_api import ControlCall
+from sandbox.control_api import control
+from sandbox.credentials import CORP
+from sandbox.errors import ApiError
 
 BATCH_USERS_MAX = 100  # batch/get_by_user: userid_list ≤ 100, limit ≤ 100
 STATE_RE = re.compile(r"[A-Za-z0-9_-]{0,30}")

@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 import httpx
 
-from wecom_provider.wecom.errors import WeComTransportError
+from wecom.errors import WeComTransportError
 
 __all__ = [
     "BREAKER_ERRCODES",

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from wecom_provider.sandbox import credentials
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox import messages
-from wecom_provider.sandbox.config import build_user
-from wecom_provider.sandbox.models import AuthCode
-from wecom_provider.sandbox.models import Authorization
-from wecom_provider.sandbox.models import SuiteTicket
-from wecom_provider.sandbox.pushes import COMMAND
-from wecom_provider.sandbox.pushes import DATA
-from wecom_provider.sandbox.pushes import push
-from wecom_provider.sandbox.state import akey
+from sandbox import credentials
+from sandbox import ids
+from sandbox import messages
+from sandbox.config import build_user
+from sandbox.models import AuthCode
+from sandbox.models import Authorization
+from sandbox.models import SuiteTicket
+from sandbox.pushes import COMMAND
+from sandbox.pushes import DATA
+from sandbox.pushes import push
+from sandbox.state import akey
 
 
 class ActionError(ValueError):

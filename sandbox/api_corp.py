@@ -15,17 +15,17 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from wecom_provider.sandbox import directory
-from wecom_provider.sandbox.api import Call
-from wecom_provider.sandbox.api import _decode_cursor
-from wecom_provider.sandbox.api import _encode_cursor
-from wecom_provider.sandbox.api import route
-from wecom_provider.sandbox.api_auth import _token_auth
-from wecom_provider.sandbox.credentials import CORP
-from wecom_provider.sandbox.errors import ApiError
-from wecom_provider.sandbox.models import Authorization
-from wecom_provider.sandbox.models import Corp
-from wecom_provider.sandbox.models import User
+from sandbox import directory
+from sandbox.api import Call
+from sandbox.api import _decode_cursor
+from sandbox.api import _encode_cursor
+from sandbox.api import route
+from sandbox.api_auth import _token_auth
+from sandbox.credentials import CORP
+from sandbox.errors import ApiError
+from sandbox.models import Authorization
+from sandbox.models import Corp
+from sandbox.models import User
 
 # user/list_id: limit 1..10000, default 1000 (path/96067).
 LIST_ID_LIMIT_MAX = 10000
@@ -222,7 +222,7 @@ def batch_getresult(call: Call) -> dict[str, Any]:
 
 
 # Registered by import: external contacts and messages, media.
-from wecom_provider.sandbox import api_external  # noqa: E402, F401
-from wecom_provider.sandbox import api_media  # noqa: E402, F401
+from sandbox import api_external  # noqa: E402, F401
+from sandbox import api_media  # noqa: E402, F401
 
 __all__ = ["corp_and_auth", "visible_user"]

@@ -21,10 +21,10 @@ from typing import Any
 
 import httpx
 
-from wecom_provider.sandbox import faults as faults_mod
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox import messages
-from wecom_provider.wecom.crypto import CallbackCrypto
+from sandbox import faults as faults_mod
+from sandbox import ids
+from sandbox import messages
+from wecom.crypto import CallbackCrypto
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from wecom_provider.sandbox import actions
-from wecom_provider.sandbox import app_orders
+from sandbox import actions
+from sandbox import app_orders
 
 logger = logging.getLogger(__name__)
 

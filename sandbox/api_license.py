@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox import licensing as lic
-from wecom_provider.sandbox.api import BATCH_MAX
-from wecom_provider.sandbox.api import Call
-from wecom_provider.sandbox.api import objects
-from wecom_provider.sandbox.api import paginate
-from wecom_provider.sandbox.api import route
-from wecom_provider.sandbox.api import strings
-from wecom_provider.sandbox.credentials import PROVIDER
-from wecom_provider.sandbox.errors import ApiError
-from wecom_provider.sandbox.models import CODE_BOUND
-from wecom_provider.sandbox.models import CODE_EXPIRED
-from wecom_provider.sandbox.models import CODE_PENDING_TRANSFER
-from wecom_provider.sandbox.models import ORDER_MULTI
-from wecom_provider.sandbox.models import ORDER_RENEW
-from wecom_provider.sandbox.models import ORDER_UNPAID
-from wecom_provider.sandbox.models import NewOrderJob
-from wecom_provider.sandbox.models import Order
-from wecom_provider.sandbox.models import PayJob
-from wecom_provider.sandbox.models import RenewJob
-from wecom_provider.sandbox.state import ckey
+from sandbox import ids
+from sandbox import licensing as lic
+from sandbox.api import BATCH_MAX
+from sandbox.api import Call
+from sandbox.api import objects
+from sandbox.api import paginate
+from sandbox.api import route
+from sandbox.api import strings
+from sandbox.credentials import PROVIDER
+from sandbox.errors import ApiError
+from sandbox.models import CODE_BOUND
+from sandbox.models import CODE_EXPIRED
+from sandbox.models import CODE_PENDING_TRANSFER
+from sandbox.models import ORDER_MULTI
+from sandbox.models import ORDER_RENEW
+from sandbox.models import ORDER_UNPAID
+from sandbox.models import NewOrderJob
+from sandbox.models import Order
+from sandbox.models import PayJob
+from sandbox.models import RenewJob
+from sandbox.state import ckey
 
 JOB_RESULT_TTL = 7 * lic.DAY  # new_order_job_result / pay_job_result readable 7 days
 MULTI_ITEMS_PER_CALL = 10

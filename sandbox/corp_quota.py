@@ -11,7 +11,7 @@ Called with the state lock held (the server takes it around every API call).
 
 from __future__ import annotations
 
-from wecom_provider.sandbox.errors import ApiError
+from sandbox.errors import ApiError
 
 WINDOWS = (("m", 60), ("h", 3600))
 

@@ -28,14 +28,14 @@ from typing import Any
 
 import yaml
 
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox.models import CUSTOMIZED
-from wecom_provider.sandbox.models import SUITE_KINDS
-from wecom_provider.sandbox.models import THIRD_PARTY
-from wecom_provider.sandbox.models import Corp
-from wecom_provider.sandbox.models import Provider
-from wecom_provider.sandbox.models import Suite
-from wecom_provider.sandbox.models import User
+from sandbox import ids
+from sandbox.models import CUSTOMIZED
+from sandbox.models import SUITE_KINDS
+from sandbox.models import THIRD_PARTY
+from sandbox.models import Corp
+from sandbox.models import Provider
+from sandbox.models import Suite
+from sandbox.models import User
 
 
 class ConfigError(ValueError):

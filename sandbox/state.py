@@ -15,29 +15,29 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from wecom_provider.sandbox import config as config_mod
-from wecom_provider.sandbox.clock import SimClock
-from wecom_provider.sandbox.directory import CorpData
-from wecom_provider.sandbox.faults import Fault
-from wecom_provider.sandbox.models import ActiveCode
-from wecom_provider.sandbox.models import AppOrder
-from wecom_provider.sandbox.models import AuthCode
-from wecom_provider.sandbox.models import Authorization
-from wecom_provider.sandbox.models import Corp
-from wecom_provider.sandbox.models import JsTicket
-from wecom_provider.sandbox.models import LoginCode
-from wecom_provider.sandbox.models import NewOrderJob
-from wecom_provider.sandbox.models import OAuthCode
-from wecom_provider.sandbox.models import Order
-from wecom_provider.sandbox.models import PayJob
-from wecom_provider.sandbox.models import PreAuthCode
-from wecom_provider.sandbox.models import Provider
-from wecom_provider.sandbox.models import RenewJob
-from wecom_provider.sandbox.models import Suite
-from wecom_provider.sandbox.models import SuiteTicket
-from wecom_provider.sandbox.models import Token
-from wecom_provider.sandbox.models import UserTicket
-from wecom_provider.sandbox.models import from_dict
+from sandbox import config as config_mod
+from sandbox.clock import SimClock
+from sandbox.directory import CorpData
+from sandbox.faults import Fault
+from sandbox.models import ActiveCode
+from sandbox.models import AppOrder
+from sandbox.models import AuthCode
+from sandbox.models import Authorization
+from sandbox.models import Corp
+from sandbox.models import JsTicket
+from sandbox.models import LoginCode
+from sandbox.models import NewOrderJob
+from sandbox.models import OAuthCode
+from sandbox.models import Order
+from sandbox.models import PayJob
+from sandbox.models import PreAuthCode
+from sandbox.models import Provider
+from sandbox.models import RenewJob
+from sandbox.models import Suite
+from sandbox.models import SuiteTicket
+from sandbox.models import Token
+from sandbox.models import UserTicket
+from sandbox.models import from_dict
 
 REQUEST_LOG_MAX = 100_000
 PUSH_LOG_MAX = 20_000
@@ -209,7 +209,7 @@ class SandboxState:
 
     def state_view(self) -> dict[str, Any]:
         """Return the 'truth' tests compare the platform with (GET /sandbox/state)."""
-        from wecom_provider.sandbox import licensing  # local: licensing imports state
+        from sandbox import licensing  # local: licensing imports state
 
         for code in self.codes.values():
             licensing.refresh_code(self, code)

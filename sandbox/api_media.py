@@ -13,13 +13,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from wecom_provider.sandbox import directory
-from wecom_provider.sandbox.api import Call
-from wecom_provider.sandbox.api import Raw
-from wecom_provider.sandbox.api import route
-from wecom_provider.sandbox.api_auth import _token_auth
-from wecom_provider.sandbox.credentials import CORP
-from wecom_provider.sandbox.errors import ApiError
+from sandbox import directory
+from sandbox.api import Call
+from sandbox.api import Raw
+from sandbox.api import route
+from sandbox.api_auth import _token_auth
+from sandbox.credentials import CORP
+from sandbox.errors import ApiError
 
 MB = 1024 * 1024
 LIMITS = {"image": 10 * MB, "voice": 2 * MB, "video": 10 * MB, "file": 20 * MB}

@@ -8,24 +8,24 @@ import zlib
 from typing import Any
 from urllib.parse import quote
 
-from wecom_provider.sandbox import credentials
-from wecom_provider.sandbox import ids
-from wecom_provider.sandbox.api import BATCH_MAX
-from wecom_provider.sandbox.api import Call
-from wecom_provider.sandbox.api import Raw
-from wecom_provider.sandbox.api import route
-from wecom_provider.sandbox.api import strings
-from wecom_provider.sandbox.credentials import CORP
-from wecom_provider.sandbox.credentials import PROVIDER
-from wecom_provider.sandbox.credentials import SUITE
-from wecom_provider.sandbox.errors import ApiError
-from wecom_provider.sandbox.models import Authorization
-from wecom_provider.sandbox.models import Corp
-from wecom_provider.sandbox.models import JsTicket
-from wecom_provider.sandbox.models import PreAuthCode
-from wecom_provider.sandbox.models import Suite
-from wecom_provider.sandbox.models import UserTicket
-from wecom_provider.sandbox.state import akey
+from sandbox import credentials
+from sandbox import ids
+from sandbox.api import BATCH_MAX
+from sandbox.api import Call
+from sandbox.api import Raw
+from sandbox.api import route
+from sandbox.api import strings
+from sandbox.credentials import CORP
+from sandbox.credentials import PROVIDER
+from sandbox.credentials import SUITE
+from sandbox.errors import ApiError
+from sandbox.models import Authorization
+from sandbox.models import Corp
+from sandbox.models import JsTicket
+from sandbox.models import PreAuthCode
+from sandbox.models import Suite
+from sandbox.models import UserTicket
+from sandbox.state import akey
 
 STATE_RE = re.compile(r"[A-Za-z0-9]*")
 # Where get_customized_auth_url's links point (WeCom's path, on the simulator's host).

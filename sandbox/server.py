@@ -24,26 +24,26 @@ from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
-from wecom_provider.sandbox import actions
-from wecom_provider.sandbox import api_auth
-from wecom_provider.sandbox import api_corp  # noqa: F401  (registers the corp API routes)
-from wecom_provider.sandbox import api_license  # noqa: F401  (registers the license routes)
-from wecom_provider.sandbox import app_orders  # noqa: F401  (registers the paid-app routes)
-from wecom_provider.sandbox import config as config_mod
-from wecom_provider.sandbox import control_api
-from wecom_provider.sandbox import corp_quota
-from wecom_provider.sandbox import credentials
-from wecom_provider.sandbox import faults as faults_mod
-from wecom_provider.sandbox.actions import ActionError
-from wecom_provider.sandbox.api import ROUTES
-from wecom_provider.sandbox.api import Call
-from wecom_provider.sandbox.api import Raw
-from wecom_provider.sandbox.clock import SimClock
-from wecom_provider.sandbox.errors import ApiError
-from wecom_provider.sandbox.errors import error_body
-from wecom_provider.sandbox.pushes import PushWorker
-from wecom_provider.sandbox.scheduler import Scheduler
-from wecom_provider.sandbox.state import SandboxState
+from sandbox import actions
+from sandbox import api_auth
+from sandbox import api_corp  # noqa: F401  (registers the corp API routes)
+from sandbox import api_license  # noqa: F401  (registers the license routes)
+from sandbox import app_orders  # noqa: F401  (registers the paid-app routes)
+from sandbox import config as config_mod
+from sandbox import control_api
+from sandbox import corp_quota
+from sandbox import credentials
+from sandbox import faults as faults_mod
+from sandbox.actions import ActionError
+from sandbox.api import ROUTES
+from sandbox.api import Call
+from sandbox.api import Raw
+from sandbox.clock import SimClock
+from sandbox.errors import ApiError
+from sandbox.errors import error_body
+from sandbox.pushes import PushWorker
+from sandbox.scheduler import Scheduler
+from sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class SandboxHandle:
             return self.state.config_view()
 
     def control(self):
-        from wecom_provider.sandbox.control import SandboxControl
+        from sandbox.control import SandboxControl
 
         return SandboxControl(self.base_url)
 
@@ -549,7 +549,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m wecom_provider.sandbox", description="Run the WeCom simulator."
+        prog="python -m sandbox", description="Run the WeCom simulator."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9800)

@@ -22,10 +22,10 @@ from dataclasses import field
 from enum import IntEnum
 from typing import Any
 
-from wecom_provider.wecom.client import JSON
-from wecom_provider.wecom.client import SuiteApi
-from wecom_provider.wecom.client import _uses
-from wecom_provider.wecom.errors import WeComTransportError
+from wecom.client import JSON
+from wecom.client import SuiteApi
+from wecom.client import _uses
+from wecom.errors import WeComTransportError
 
 __all__ = [
     "APP_ORDER_EVENTS",

@@ -40,19 +40,19 @@ from typing import runtime_checkable
 
 import httpx
 
-from wecom_provider.wecom.endpoints import BATCH_MAX_ITEMS
-from wecom_provider.wecom.endpoints import ENDPOINTS
-from wecom_provider.wecom.endpoints import PAGE_LIMIT_MAX
-from wecom_provider.wecom.endpoints import Endpoint
-from wecom_provider.wecom.endpoints import HttpMethod
-from wecom_provider.wecom.endpoints import TokenKind
-from wecom_provider.wecom.endpoints import endpoint
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.errors import WeComTokenInvalid
-from wecom_provider.wecom.errors import WeComTransportError
-from wecom_provider.wecom.errors import error_for
-from wecom_provider.wecom.ratelimit import CallRateLimiter
-from wecom_provider.wecom.ratelimit import WeComThrottled
+from wecom.endpoints import BATCH_MAX_ITEMS
+from wecom.endpoints import ENDPOINTS
+from wecom.endpoints import PAGE_LIMIT_MAX
+from wecom.endpoints import Endpoint
+from wecom.endpoints import HttpMethod
+from wecom.endpoints import TokenKind
+from wecom.endpoints import endpoint
+from wecom.errors import WeComError
+from wecom.errors import WeComTokenInvalid
+from wecom.errors import WeComTransportError
+from wecom.errors import error_for
+from wecom.ratelimit import CallRateLimiter
+from wecom.ratelimit import WeComThrottled
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -75,7 +75,9 @@ DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 DEFAULT_EXPIRES_IN = 7200
 ALL_ITEMS_FAILED = 701024  # a batch call whose every item failed (§10)
 
-logger = logging.getLogger(__name__)
+# A fixed name, older than the move out of wecom_provider/: deployments' LOGGING config
+# and alerts refer to it.
+logger = logging.getLogger("wecom_provider.wecom.client")
 
 JSON = dict[str, Any]
 T = TypeVar("T")
