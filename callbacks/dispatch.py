@@ -15,6 +15,7 @@ from callbacks import dependencies
 from callbacks import services
 from callbacks.models import CallbackEvent
 from licensing.handlers import HANDLERS as LICENSING_HANDLERS
+from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
 from tenants.credentials import CredentialUnavailable
 from tenants.feed import FeedDraft
@@ -236,7 +237,7 @@ def _public_fields(value):
 def _admins_changed(event: messages.ChangeAppAdmin, row: CallbackEvent) -> Outcome:
     # A data-URL event carries no SuiteId: the suite is the one whose URL received it.
     suite_id = event.suite_id or row.suite_id
-    authorization = tenant_services.authorization_for(
+    authorization = tenant_selectors.authorization_for(
         suite_id=suite_id or "", corpid=event.auth_corp_id or ""
     )
     if authorization is None or not authorization.is_active:

@@ -35,15 +35,15 @@ from licensing.app_orders.models import TenantEdition
 from licensing.app_orders.models import TenantEditionChange
 from licensing.app_orders.models import TrialExtension
 from tenants import lifecycle
+from tenants.client import wecom_client
 from tenants.credentials import AuthorizationInactive
+from tenants.credentials import CredentialSource
 from tenants.credentials import CredentialUnavailable
 from tenants.feed import feed_publish
 from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
-from tenants.wecom import CredentialSource
 from tenants.wecom import suite_api
-from tenants.wecom import wecom_client
 from wecom.endpoints import TokenKind
 from wecom.errors import WeComError
 from wecom.paid_apps import EditionInfo
