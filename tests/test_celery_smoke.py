@@ -28,3 +28,20 @@ def test_celery_is_configured_for_reliability():
 
     assert visibility > settings.CELERY_MAX_COUNTDOWN
     assert visibility > conf.task_time_limit
+
+
+def test_tasks_published_by_name_are_registered_under_that_name():
+    """callbacks/queue.py and webhooks publish by name (wecom_provider/broker.py)."""
+    from callbacks import queue
+    from callbacks import tasks as callback_tasks
+    from webhooks import services as webhook_services
+    from webhooks import tasks as webhook_tasks
+
+    app.loader.import_default_modules()
+    for name, task in (
+        (queue.PROCESS_TASK, callback_tasks.process_callback),
+        (queue.PROCESS_BATCH_TASK, callback_tasks.process_callbacks),
+        (webhook_services.DELIVER_BATCH_TASK, webhook_tasks.deliver_batch),
+        (webhook_services.DELIVER_TASK, webhook_tasks.deliver),
+    ):
+        assert app.tasks[name] is task

@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +46,7 @@ from webhooks.models import Attempt
 from webhooks.models import Delivery
 from webhooks.models import Subscription
 from webhooks.models import new_uid
+from wecom_provider.broker import BestEffortPublisher
 from wecom_provider.commits import lazy_commit
 from wecom_provider.observability import metrics
 from wecom_provider.observability import remember_secret
@@ -71,9 +71,14 @@ COUNTDOWN_MAX = 5 * 60
 REPLAY_RANGE_MAX = 10_000
 MAX_PATTERNS = 50
 PATTERN_RE = re.compile(r"^[a-z0-9_*?.\-]{1,64}$")
+# webhooks/tasks.py registers them; published by name (wecom_provider/broker.py).
+# enqueue publishes batches; the single-delivery task stays registered for messages
+# published before batches (queued, or counting down, across an upgrade).
+DELIVER_BATCH_TASK = "webhooks.deliver_batch"
+DELIVER_TASK = "webhooks.deliver"
 # After a failed publish, skip the broker for this long (the sweep delivers meanwhile).
 BROKER_BACKOFF = 5.0
-_broker_down_until = 0.0
+_publisher = BestEffortPublisher(backoff=BROKER_BACKOFF, fallback="the webhook sweep")
 
 
 class SubscriptionError(ValueError):
@@ -281,26 +286,15 @@ def _new_delivery(
 def enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> bool:
     """Publish attempt tasks for the deliveries, BATCH_MAX ids a message; False if the
     broker is down (the sweep then delivers). Never raises: the caller has committed."""
-    global _broker_down_until
-    from webhooks.tasks import deliver_batch
-
-    if time.monotonic() < _broker_down_until:
-        return False
-    try:
-        for start in range(0, len(delivery_ids), BATCH_MAX):
-            deliver_batch.apply_async(
-                args=[delivery_ids[start : start + BATCH_MAX]],
-                queue=QUEUE,
-                countdown=countdown,
-                retry=False,
-            )
-    except Exception as exc:
-        _broker_down_until = time.monotonic() + BROKER_BACKOFF
-        logger.warning(
-            "broker unavailable (%s); the webhook sweep will deliver", type(exc).__name__
+    return all(
+        _publisher.send(
+            DELIVER_BATCH_TASK,
+            [delivery_ids[start : start + BATCH_MAX]],
+            queue=QUEUE,
+            countdown=countdown,
         )
-        return False
-    return True
+        for start in range(0, len(delivery_ids), BATCH_MAX)
+    )
 
 
 # --- attempts --------------------------------------------------------------------------------
