@@ -17,10 +17,10 @@ from sandbox.config import build_user
 from sandbox.models import AuthCode
 from sandbox.models import Authorization
 from sandbox.models import SuiteTicket
+from sandbox.models import akey
 from sandbox.pushes import COMMAND
 from sandbox.pushes import DATA
 from sandbox.pushes import push
-from sandbox.state import akey
 
 
 class ActionError(ValueError):

@@ -25,7 +25,7 @@ from sandbox.models import JsTicket
 from sandbox.models import PreAuthCode
 from sandbox.models import Suite
 from sandbox.models import UserTicket
-from sandbox.state import akey
+from sandbox.models import akey
 
 STATE_RE = re.compile(r"[A-Za-z0-9]*")
 # Where get_customized_auth_url's links point (WeCom's path, on the simulator's host).

@@ -24,7 +24,7 @@ from sandbox.models import NewOrderJob
 from sandbox.models import Order
 from sandbox.models import PayJob
 from sandbox.models import RenewJob
-from sandbox.state import ckey
+from sandbox.models import ckey
 
 JOB_RESULT_TTL = 7 * lic.DAY  # new_order_job_result / pay_job_result readable 7 days
 MULTI_ITEMS_PER_CALL = 10

@@ -41,9 +41,9 @@ from sandbox.credentials import SUITE
 from sandbox.errors import ApiError
 from sandbox.models import AppOrder
 from sandbox.models import Authorization
+from sandbox.models import akey
 from sandbox.pushes import COMMAND
 from sandbox.pushes import push
-from sandbox.state import akey
 
 DAY = 86400
 TRIAL_MAX_DAYS = 60  # path/91913: a trial lasts 60 days at most, extensions included

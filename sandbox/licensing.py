@@ -40,10 +40,10 @@ from sandbox.models import ORDER_UNPAID
 from sandbox.models import ActiveCode
 from sandbox.models import Corp
 from sandbox.models import Order
+from sandbox.models import ckey
 from sandbox.pushes import DATA
 from sandbox.pushes import SYSTEM
 from sandbox.pushes import push
-from sandbox.state import ckey
 
 DAY = 86400
 MONTH_DAYS = 31  # §6.1: one month is 31 days

@@ -363,3 +363,13 @@ class AppOrder:
 
 def to_dict(obj: Any) -> dict[str, Any]:
     return asdict(obj)
+
+
+def akey(suite_id: str, corpid: str) -> str:
+    """Return the key of a (suite, corp) pair in auths, trials and token subjects."""
+    return f"{suite_id}|{corpid}"
+
+
+def ckey(corpid: str, active_code: str) -> str:
+    """Return the key of an active code: a shared code exists once per corp (§6.5)."""
+    return f"{corpid}|{active_code}"

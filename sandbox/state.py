@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import config as config_mod
+from sandbox import licensing
 from sandbox.clock import SimClock
 from sandbox.directory import CorpData
 from sandbox.faults import Fault
@@ -37,6 +38,7 @@ from sandbox.models import Suite
 from sandbox.models import SuiteTicket
 from sandbox.models import Token
 from sandbox.models import UserTicket
+from sandbox.models import akey
 from sandbox.models import from_dict
 
 REQUEST_LOG_MAX = 100_000
@@ -59,16 +61,6 @@ _SNAPSHOT_DICTS = {
     "pay_jobs": PayJob,
     "app_orders": AppOrder,
 }
-
-
-def akey(suite_id: str, corpid: str) -> str:
-    """Return the key of a (suite, corp) pair in auths, trials and token subjects."""
-    return f"{suite_id}|{corpid}"
-
-
-def ckey(corpid: str, active_code: str) -> str:
-    """Return the key of an active code: a shared code exists once per corp (§6.5)."""
-    return f"{corpid}|{active_code}"
 
 
 class SandboxState:
@@ -209,8 +201,6 @@ class SandboxState:
 
     def state_view(self) -> dict[str, Any]:
         """Return the 'truth' tests compare the platform with (GET /sandbox/state)."""
-        from sandbox import licensing  # local: licensing imports state
-
         for code in self.codes.values():
             licensing.refresh_code(self, code)
         return {
