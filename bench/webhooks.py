@@ -35,6 +35,7 @@ import json
 import os
 import resource
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -56,14 +57,13 @@ from bench.callbacks import AES_KEY  # noqa: E402
 from bench.callbacks import CORPID  # noqa: E402
 from bench.callbacks import SUITE_ID  # noqa: E402
 from bench.callbacks import TOKEN  # noqa: E402
-from bench.callbacks import manage  # noqa: E402
 from bench.callbacks import platform_env  # noqa: E402
 from bench.callbacks import prepare  # noqa: E402
 from bench.support.servers import cpu_seconds  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
-from tests.support import celery_worker  # noqa: E402
-from tests.support import gunicorn_server  # noqa: E402
+from harness.processes import celery_worker  # noqa: E402
+from harness.processes import gunicorn_server  # noqa: E402
 from wecom.crypto import CallbackCrypto  # noqa: E402
 
 RATE = 50
@@ -112,13 +112,17 @@ def receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
 
 
 def subscribe(env: dict[str, str], url: str) -> None:
-    code = (
-        "from api import services as a; from webhooks.models import Subscription, new_uid\n"
-        f"c, _ = a.api_client_create(name='bench-webhooks', suite_ids=['{SUITE_ID}'])\n"
-        f"s = Subscription(uid=new_uid('sub'), client=c, url='{url}', event_types=['contact.*'])\n"
-        f"s.secret = '{SECRET}'\ns.save()\n"
+    subprocess.run(
+        [sys.executable, "-m", "bench.support.webhook_subscription"],
+        cwd=ROOT,
+        env={
+            **env,
+            "BENCH_WEBHOOK_URL": url,
+            "BENCH_WEBHOOK_SUITE": SUITE_ID,
+            "BENCH_WEBHOOK_SECRET": SECRET,
+        },
+        check=True,
     )
-    manage(env, "shell", "-c", code)
 
 
 def callback(n: int, tag: str) -> tuple[str, bytes, str]:
