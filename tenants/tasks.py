@@ -128,7 +128,7 @@ def authorizations_reconcile() -> int:
 
 
 @shared_task(
-    name="tenants.install_follow_up",
+    name=services.INSTALL_FOLLOW_UP_TASK,
     bind=True,
     ignore_result=True,
     acks_late=True,  # safe: a sync and a token read may run twice

@@ -34,6 +34,8 @@ def test_tasks_published_by_name_are_registered_under_that_name():
     """callbacks/queue.py and webhooks publish by name (wecom_provider/broker.py)."""
     from callbacks import queue
     from callbacks import tasks as callback_tasks
+    from tenants import services as tenant_services
+    from tenants import tasks as tenant_tasks
     from webhooks import services as webhook_services
     from webhooks import tasks as webhook_tasks
 
@@ -43,5 +45,6 @@ def test_tasks_published_by_name_are_registered_under_that_name():
         (queue.PROCESS_BATCH_TASK, callback_tasks.process_callbacks),
         (webhook_services.DELIVER_BATCH_TASK, webhook_tasks.deliver_batch),
         (webhook_services.DELIVER_TASK, webhook_tasks.deliver),
+        (tenant_services.INSTALL_FOLLOW_UP_TASK, tenant_tasks.install_follow_up),
     ):
         assert app.tasks[name] is task

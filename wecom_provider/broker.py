@@ -27,8 +27,11 @@ class BestEffortPublisher:
         self.fallback = fallback  # who delivers instead, for the log line
         self._down_until = 0.0
 
-    def send(self, task: str, args: list, *, queue: str, countdown: float | None = None) -> bool:
-        """Publish ``task``; return False (nothing raised) if the broker is or was just down."""
+    def send(
+        self, task: str, args: list, *, queue: str | None = None, countdown: float | None = None
+    ) -> bool:
+        """Publish ``task`` (``queue`` None: the default queue); return False (nothing
+        raised) if the broker is or was just down."""
         if time.monotonic() < self._down_until:
             return False
         try:

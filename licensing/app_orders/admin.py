@@ -16,8 +16,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from licensing.admin import ReadOnlyMixin
-from licensing.admin import _report
+from licensing.admin_common import ReadOnlyMixin
+from licensing.admin_common import _report
 from licensing.app_orders import editions
 from licensing.app_orders import services
 from licensing.app_orders.models import OVER_LIMIT_STATUSES

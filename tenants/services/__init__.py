@@ -19,6 +19,7 @@ from tenants.services.events import authorization_change_event
 from tenants.services.events import authorization_edition_event
 from tenants.services.install import CUSTOMIZED_STATE_MAX
 from tenants.services.install import DECISION_ATTEMPTS
+from tenants.services.install import INSTALL_FOLLOW_UP_TASK
 from tenants.services.install import InstallFailed
 from tenants.services.install import InstallInProgress
 from tenants.services.install import InstallLink
@@ -43,6 +44,7 @@ __all__ = [
     "CUSTOMIZED_STATE_MAX",
     "DECISION_ATTEMPTS",
     "FEED_TYPES",
+    "INSTALL_FOLLOW_UP_TASK",
     "InstallFailed",
     "InstallInProgress",
     "InstallLink",

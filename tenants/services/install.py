@@ -38,6 +38,7 @@ from wecom.errors import WeComBusy
 from wecom.errors import WeComError
 from wecom.errors import WeComTransportError
 from wecom.ratelimit import background_calls
+from wecom_provider.broker import BestEffortPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,13 @@ def authorization_install(
     return authorization
 
 
+# tenants/tasks.py registers it; published by name (wecom_provider/broker.py), so this
+# module need not import the task that imports it back.
+INSTALL_FOLLOW_UP_TASK = "tenants.install_follow_up"
+# No pause after a failed publish: each install tries the broker itself, as before.
+_publisher = BestEffortPublisher(backoff=0.0, fallback="the install reconciliation")
+
+
 def authorization_install_follow_up(*, authorization: Authorization) -> bool:
     """Read a new install's auth info (edition, admins, permissions) and fetch its corp
     token; return False when that must be tried again later (no room under the outbound
@@ -223,15 +231,12 @@ def follow_up_delay(attempt: int) -> float:
 
 
 def _follow_up_later(authorization: Authorization, *, countdown: float | None = None) -> None:
-    from tenants.tasks import install_follow_up
-
-    try:
-        install_follow_up.apply_async(
-            args=[authorization.pk],
-            countdown=follow_up_delay(1) if countdown is None else countdown,
-        )
-    except Exception as exc:  # the broker: the reconciliation completes the install
-        logger.warning("follow-up of %s not queued: %s", authorization, type(exc).__name__)
+    # If the broker refuses, the reconciliation completes the install.
+    _publisher.send(
+        INSTALL_FOLLOW_UP_TASK,
+        [authorization.pk],
+        countdown=follow_up_delay(1) if countdown is None else countdown,
+    )
 
 
 # Decisions that needed WeCom's answer are re-made when the row changed meanwhile; after
