@@ -22,10 +22,10 @@ from dataclasses import field
 from enum import IntEnum
 from typing import Any
 
-from wecom.client import JSON
-from wecom.client import SuiteApi
-from wecom.client import _uses
 from wecom.errors import WeComTransportError
+from wecom.facade import JSON
+from wecom.facade import uses
+from wecom.suite import SuiteApi
 
 __all__ = [
     "APP_ORDER_EVENTS",
@@ -235,13 +235,13 @@ class AppOrderEvent:
 class PaidAppApi(SuiteApi):
     """SuiteApi plus the three 应用版本付费 calls (same suite_access_token)."""
 
-    @_uses("app_get_order")
+    @uses("app_get_order")
     def get_app_order(self, *, orderid: str) -> AppOrderInfo:
         """Return one order (the body's fields are the order's)."""
         body = self._call("app_get_order", json={"orderid": orderid})
         return AppOrderInfo.from_wecom(body, endpoint="app_get_order")
 
-    @_uses("app_get_order_list")
+    @uses("app_get_order_list")
     def get_app_order_list(
         self, *, start_time: int, end_time: int, test_mode: int = 0
     ) -> list[AppOrderInfo]:
@@ -259,7 +259,7 @@ class PaidAppApi(SuiteApi):
             raise WeComTransportError(endpoint="app_get_order_list", errmsg="order_list is no list")
         return [AppOrderInfo.from_wecom(item, endpoint="app_get_order_list") for item in items]
 
-    @_uses("prolong_try")
+    @uses("prolong_try")
     def prolong_try(self, *, buyer_corpid: str, prolong_days: int, appid: int | None = None) -> int:
         """Extend the corp's trial by ``prolong_days``; return the new try_end_time."""
         if prolong_days < 1:
