@@ -847,7 +847,7 @@ def test_random_callbacks_parse_or_raise_only_message_error(xml):
 def _reference_root(data):
     import defusedxml.ElementTree as SafeET
 
-    from wecom.messages import _to_utf8
+    from wecom.safexml import _to_utf8
 
     text = _to_utf8(data, max_bytes=ENVELOPE_MAX_BYTES, error=MessageError)
     try:
