@@ -336,7 +336,9 @@ def typed_methods() -> dict[str, tuple[type, str]]:
     """Return endpoint name -> (class, method name) from the @_uses marks."""
     found: dict[str, tuple[type, str]] = {}
     for cls in (*FACADE_BY_KIND.values(), *GROUPS):
-        for attr in cls.__dict__:  # own methods: a group inherits its facade's
+        # A facade's methods, inherited ones included (ProviderApi's licence calls are
+        # wecom/licence.py's); a group's own only (it inherits its facade's).
+        for attr in cls.__dict__ if cls in GROUPS else dir(cls):
             name = getattr(getattr(cls, attr), "wecom_endpoint", None)
             if name is not None:
                 assert name not in found, f"two typed methods for {name}"
