@@ -1,10 +1,11 @@
 """The WeCom API surface: route registry, the per-call context, request validation.
 
-Handlers live in api_auth.py and api_license.py and register themselves with
-@route. A handler gets a Call, returns the success body without errcode/errmsg (the
-server adds them) or raises ApiError. Field helpers give WeCom's parameter errors:
-missing → the field's own "missing" errcode (41008, 41021 …) or 40063, wrong type
-→ 40058 (§1 Malformed input).
+Handlers live in api_auth.py, api_authorized.py, api_license.py, api_accounts.py,
+app_orders.py and the gateway's corp APIs (api_corp.py, api_external.py, api_media.py),
+and register themselves with @route. A handler gets a Call, returns the success body without
+errcode/errmsg (the server adds them) or raises ApiError. Field helpers give WeCom's
+parameter errors: missing → the field's own "missing" errcode (41008, 41021 …) or 40063,
+wrong type → 40058 (§1 Malformed input).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from sandbox.api import Call
 from sandbox.api import _decode_cursor
 from sandbox.api import _encode_cursor
 from sandbox.api import route
-from sandbox.api_auth import _token_auth
+from sandbox.api_auth import token_auth
 from sandbox.credentials import CORP
 from sandbox.errors import ApiError
 from sandbox.models import Authorization
@@ -33,7 +33,7 @@ LIST_ID_LIMIT_MAX = 10000
 
 def corp_and_auth(call: Call) -> tuple[Corp, Authorization]:
     """Return the corp and authorization of the call's corp token (48004, dissolved)."""
-    return _token_auth(call)
+    return token_auth(call)
 
 
 def visible_user(call: Call, corp: Corp, userid: str) -> User:

@@ -23,7 +23,7 @@ from sandbox.api import _encode_cursor
 from sandbox.api import objects
 from sandbox.api import route
 from sandbox.api import strings
-from sandbox.api_auth import _token_auth
+from sandbox.api_auth import token_auth
 from sandbox.control_api import ControlCall
 from sandbox.control_api import control
 from sandbox.credentials import CORP
@@ -37,7 +37,7 @@ MSGTYPES = frozenset(
 
 
 def _contacts(call: Call):
-    corp, auth = _token_auth(call)
+    corp, auth = token_auth(call)
     return corp, auth, directory.externals(call.state.corp_data, corp, call.now())
 
 
@@ -126,7 +126,7 @@ def externalcontact_add_contact_way(call: Call) -> dict[str, Any]:
         raise ApiError(40058, "a single-member way (type 1) names exactly one user")
     if not users and not parties:
         raise ApiError(40063, "user or party missing")
-    corp, _ = _token_auth(call)
+    corp, _ = token_auth(call)
     for userid in users:
         _member(corp, userid)
     config_id = secrets.token_hex(16)
@@ -151,7 +151,7 @@ def externalcontact_send_welcome_msg(call: Call) -> dict[str, Any]:
     attachments = objects(call.items("attachments", required=False, max_items=9), "attachments")
     if not text.get("content") and not attachments:
         raise ApiError(40063, "text.content or attachments missing")
-    corp, _ = _token_auth(call)
+    corp, _ = token_auth(call)
     welcome = call.state.corp_data.welcome_codes.get(code)
     if (
         welcome is None
@@ -175,7 +175,7 @@ def message_send(call: Call) -> dict[str, Any]:
     agentid = call.integer("agentid")
     if not call.body.get(msgtype):
         raise ApiError(40063, f"{msgtype} missing")
-    corp, auth = _token_auth(call)
+    corp, auth = token_auth(call)
     if agentid != auth.agentid:
         raise ApiError(40056, "the agentid is not this app's")
     touser = [u for u in call.text("touser", required=False).split("|") if u]

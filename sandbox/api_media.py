@@ -17,7 +17,7 @@ from sandbox import directory
 from sandbox.api import Call
 from sandbox.api import Raw
 from sandbox.api import route
-from sandbox.api_auth import _token_auth
+from sandbox.api_auth import token_auth
 from sandbox.credentials import CORP
 from sandbox.errors import ApiError
 
@@ -67,7 +67,7 @@ def media_upload(call: Call) -> dict[str, Any]:
     media_type = call.query.get("type", "")
     if media_type not in LIMITS:
         raise ApiError(40004, "type is image, voice, video or file")
-    corp, _ = _token_auth(call)
+    corp, _ = token_auth(call)
     part = parse_multipart(call.raw, call.content_type).get("media")
     if part is None:
         raise ApiError(41005, "the media part is missing")
@@ -90,7 +90,7 @@ def media_upload(call: Call) -> dict[str, Any]:
 @route("media/get", "/cgi-bin/media/get", method="GET", token=CORP)
 def media_get(call: Call) -> Raw:
     media_id = call.text("media_id", source=call.query)
-    corp, _ = _token_auth(call)
+    corp, _ = token_auth(call)
     media = call.state.corp_data.media.get(media_id)
     if (
         media is None

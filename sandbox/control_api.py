@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox import actions
+from sandbox import activation
 from sandbox import credentials
 from sandbox import faults as faults_mod
 from sandbox import ids
@@ -281,7 +282,9 @@ def change_app_admin(call: ControlCall):
 @control("POST", "/sandbox/unlicensed")
 def unlicensed(call: ControlCall):
     corp = actions.require_corp(call.state, call.need("corpid"))
-    return lic.unlicensed(call.state, corp, call.need("userid"), call.get("suite_id", kind=str))
+    return activation.unlicensed(
+        call.state, corp, call.need("userid"), call.get("suite_id", kind=str)
+    )
 
 
 # ----- identity codes ----------------------------------------------------------------

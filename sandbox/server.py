@@ -25,9 +25,11 @@ from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 from sandbox import actions
+from sandbox import api_accounts  # noqa: F401  (registers the licence account routes)
 from sandbox import api_auth
+from sandbox import api_authorized  # noqa: F401  (registers the installed-app routes)
 from sandbox import api_corp  # noqa: F401  (registers the corp API routes)
-from sandbox import api_license  # noqa: F401  (registers the license routes)
+from sandbox import api_license  # noqa: F401  (registers the licence order routes)
 from sandbox import app_orders  # noqa: F401  (registers the paid-app routes)
 from sandbox import config as config_mod
 from sandbox import control_api
