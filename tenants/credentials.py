@@ -57,6 +57,7 @@ from tenants.transitions import authorization_suspend
 from wecom.client import AccessToken
 from wecom.endpoints import TokenKind
 from wecom.errors import WeComCorpGone
+from wecom_provider.backoff import jittered
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class TokenFetcher(Fetcher):
         if failure is Failure.WAIT:
             # No WeCom call was made; look again when WeCom's next push may have come (a
             # demand read with a new ticket need not wait: no retry_not_before).
-            return {"refresh_after": now + timedelta(seconds=60 * random.uniform(1.0, 1.2))}
+            return {"refresh_after": now + timedelta(seconds=jittered(60, low=1.0, high=1.2))}
         extra = {"refresh_after": now + timedelta(seconds=delay)} if delay else {}
         if failure is Failure.CORP_GONE:
             extra["refresh_enabled"] = False

@@ -25,7 +25,6 @@ Imports: stdlib and httpx only.
 from __future__ import annotations
 
 import json
-import random
 import re
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -50,7 +49,6 @@ __all__ = [
     "errcode_of",
     "path_label",
     "repeatable",
-    "system_retry_delay",
     "validate_path",
 ]
 
@@ -175,11 +173,6 @@ def path_label(path: str) -> str:
 def repeatable(method: str, path: str) -> bool:
     """Return whether the call may be sent again after a transport error (it only reads)."""
     return method == "GET" or path in SAFE_POSTS
-
-
-def system_retry_delay(retry: int) -> float:
-    """Seconds to wait before the ``retry``-th retry (1-based) of a -1: 0.1, 0.2, 0.4 (+jitter)."""
-    return 0.1 * 2 ** (retry - 1) * random.uniform(1.0, 1.5)
 
 
 def outbound_params(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

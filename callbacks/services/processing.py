@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from callbacks.dispatch import dispatch
 from callbacks.dispatch import feed_many
 from callbacks.models import CallbackEvent
 from wecom import messages
+from wecom_provider.backoff import backoff
 from wecom_provider.commits import lazy_commit
 from wecom_provider.observability import remember_secret
 
@@ -32,8 +32,8 @@ SECRET_EVENT_FIELDS = ("AuthCode", "SuiteTicket", "WelcomeCode", "ResponseCode")
 
 
 def _backoff(attempts: int) -> timedelta:
-    base = min(600, 10 * 2 ** max(0, attempts - 1))
-    return timedelta(seconds=base * random.uniform(0.8, 1.2))
+    # 10 s, 20 s, 40 s … up to 10 minutes, ±20 %.
+    return backoff(attempts - 1, base=10, cap=600, jitter=(0.8, 1.2))
 
 
 def callback_process(*, event_id: int) -> str | None:

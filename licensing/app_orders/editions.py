@@ -19,7 +19,6 @@ So every path here *reads* it and hands the answer to ``edition_observe``:
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -34,6 +33,7 @@ from licensing.app_orders.models import AppStatus
 from licensing.app_orders.models import TenantEdition
 from licensing.app_orders.models import TenantEditionChange
 from licensing.app_orders.models import TrialExtension
+from licensing.services.common import poll_backoff
 from tenants import lifecycle
 from tenants.client import wecom_client
 from tenants.credentials import AuthorizationInactive
@@ -199,9 +199,8 @@ def edition_refresh(
 
 def _check_failed(authorization: Authorization, exc: BaseException) -> None:
     row, _ = TenantEdition.objects.get_or_create(authorization=authorization)
-    delay = min(CHECK_BACKOFF[1], CHECK_BACKOFF[0] * 2 ** min(row.check_attempts, 20))
     TenantEdition.objects.filter(pk=row.pk).update(
-        next_check_at=timezone.now() + timedelta(seconds=delay * random.uniform(0.9, 1.1)),
+        next_check_at=timezone.now() + poll_backoff(row.check_attempts, *CHECK_BACKOFF),
         check_attempts=F("check_attempts") + 1,
         last_check_error=_error_text(exc),
     )

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -34,6 +33,7 @@ from licensing.app_orders.models import EDITION_MOVING_STATUSES
 from licensing.app_orders.models import AppOrder
 from licensing.app_orders.models import AppOrderStatus
 from licensing.app_orders.models import AppOrderStatusChange
+from licensing.services.common import poll_backoff
 from tenants.feed import feed_publish
 from tenants.models import Authorization
 from tenants.models import Corp
@@ -76,10 +76,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _backoff(attempts: int, base: int, cap: int) -> timedelta:
-    delay = min(cap, base * 2 ** min(attempts, 20))
-    # ±10 % jitter: orders placed together are not polled in lock-step forever.
-    return timedelta(seconds=delay * random.uniform(0.9, 1.1))
+_backoff = poll_backoff  # licence orders' polling curve: ×2 to a cap, ±10 % jitter
 
 
 # --- feed ------------------------------------------------------------------------------------

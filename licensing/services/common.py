@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import random
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -16,6 +15,7 @@ from tenants.models import Corp
 from tenants.models import Provider
 from tenants.wecom import provider_api
 from wecom.client import ProviderApi
+from wecom_provider.backoff import backoff
 
 DAY = 86400
 LIST_ORDER_WINDOW = timedelta(days=31)  # §6.3: start_time..end_time spans ≤31 days
@@ -122,9 +122,8 @@ def license_api(provider: Provider | None = None, *, corp: Corp | None = None) -
 
 
 def poll_backoff(attempts: int, base: int, cap: int) -> timedelta:
-    delay = min(cap, base * 2 ** min(attempts, 20))
     # ±10 % jitter: orders created together must not be polled in lock-step forever.
-    return timedelta(seconds=delay * random.uniform(0.9, 1.1))
+    return backoff(attempts, base=base, cap=cap, jitter=(0.9, 1.1))
 
 
 def error_text(exc: BaseException) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +37,8 @@ from wecom.errors import WeComBusy
 from wecom.errors import WeComError
 from wecom.errors import WeComTransportError
 from wecom.ratelimit import background_calls
+from wecom_provider.backoff import exponential
+from wecom_provider.backoff import jittered
 from wecom_provider.broker import BestEffortPublisher
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def follow_up_delay(attempt: int) -> float:
     for a burst of exchanges to move on, doubling to a minute, with jitter. Short
     against anything a product could notice: a product that reads the corp token first
     fetches it itself."""
-    return min(60.0, 5.0 * 2**attempt) * random.uniform(0.8, 1.2)
+    return jittered(exponential(attempt, base=5.0, cap=60.0), low=0.8, high=1.2)
 
 
 def _follow_up_later(authorization: Authorization, *, countdown: float | None = None) -> None:
