@@ -65,7 +65,7 @@ CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 
 # --- applications --------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ops.sites.OpsAdminConfig",  # django.contrib.admin with the ops dashboard (ops/sites.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
