@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 __all__ = [
     "BATCH_MAX_ITEMS",
@@ -93,7 +94,7 @@ def _ep(
     token: TokenKind,
     *,
     token_param: str | None = None,
-    **extra,
+    **extra: Any,
 ) -> Endpoint:
     param = token_param if token_param is not None else _DEFAULT_TOKEN_PARAM[token]
     return Endpoint(name=name, method=method, path=path, token=token, token_param=param, **extra)
@@ -103,7 +104,7 @@ GET, POST = HttpMethod.GET, HttpMethod.POST
 NONE, PROVIDER, SUITE, CORP = TokenKind.NONE, TokenKind.PROVIDER, TokenKind.SUITE, TokenKind.CORP
 
 
-def _license(name: str, **extra) -> Endpoint:
+def _license(name: str, **extra: Any) -> Endpoint:
     # §6: every license API is POST /cgi-bin/license/<name>?provider_access_token=…
     return _ep(name, POST, f"/cgi-bin/license/{name}", PROVIDER, **extra)
 

@@ -22,6 +22,7 @@ part of an error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 __all__ = [
@@ -111,7 +112,7 @@ class WeComError(Exception):
 
     # Exceptions pickle through `args`; our __init__ is keyword-only, so rebuild
     # explicitly (Celery sends exceptions across processes).
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., WeComError], tuple[type[WeComError], dict]]:
         return (_rebuild, (type(self), self.__dict__.copy()))
 
 

@@ -58,6 +58,7 @@ import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from enum import StrEnum
+from typing import Any
 
 from wecom.errors import WeComTransportError
 
@@ -187,7 +188,7 @@ class CallRateLimiter:
         self,
         ceiling: int,
         *,
-        redis_client=None,
+        redis_client: Any = None,  # a redis.Redis, or a callable returning one
         key: str = "wcp:wecom:calls",
         ledger: str | None = None,
         guard: float = 0.1,
@@ -280,7 +281,7 @@ class CallRateLimiter:
             except Exception:  # the entry expires on its own (WAITER_TTL)
                 logger.debug("could not drop a waiting entry", exc_info=True)
 
-    def _shared_script(self):
+    def _shared_script(self) -> Any:
         if self._script is None and self._redis_source is not None:
             client = self._redis_source() if callable(self._redis_source) else self._redis_source
             self._redis = client

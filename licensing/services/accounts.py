@@ -174,18 +174,19 @@ def license_order_accounts_sync(*, order: LicenseOrder, api: ProviderApi | None 
     then reads each code's status, binding and times.
     """
     order.refresh_from_db()
-    if order.corp_id is None:
+    corp = order.corp
+    if corp is None:
         raise LicenseError(f"order {order.order_id} has no corp yet")
-    api = api or license_api(order.provider, corp=order.corp)
+    api = api or license_api(order.provider, corp=corp)
     items = list(api.list_order_account_all(order_id=order.order_id))
     if order.order_type == OrderType.RENEW:
-        count = _renewed_accounts_sync(order, items, api)
+        count = _renewed_accounts_sync(corp, items, api)
     else:
         codes = [i["active_code"] for i in items if i.get("active_code")]
         LicenseAccount.objects.bulk_create(
             [
                 LicenseAccount(
-                    corp=order.corp,
+                    corp=corp,
                     active_code=i["active_code"],
                     order=order,
                     type=as_int(i.get("type"), AccountType.BASE),
@@ -197,26 +198,24 @@ def license_order_accounts_sync(*, order: LicenseOrder, api: ProviderApi | None 
             ],
             ignore_conflicts=True,
         )
-        LicenseAccount.objects.filter(
-            corp=order.corp, active_code__in=codes, order__isnull=True
-        ).update(order=order)
-        license_accounts_refresh(corp=order.corp, active_codes=codes, api=api)
+        LicenseAccount.objects.filter(corp=corp, active_code__in=codes, order__isnull=True).update(
+            order=order
+        )
+        license_accounts_refresh(corp=corp, active_codes=codes, api=api)
         count = len(codes)
     now = timezone.now()
     LicenseOrder.objects.filter(pk=order.pk).update(accounts_synced_at=now, updated_at=now)
     return count
 
 
-def _renewed_accounts_sync(
-    order: LicenseOrder, items: list[Mapping[str, Any]], api: ProviderApi
-) -> int:
+def _renewed_accounts_sync(corp: Corp, items: Sequence[Mapping[str, Any]], api: ProviderApi) -> int:
     """A renewal lists userids: re-read their codes (known ones in ≤1000 batches)."""
     userids = {i["userid"] for i in items if i.get("userid")}
-    known = selectors.license_accounts_of_users(corp=order.corp, userids=userids)
+    known = selectors.license_accounts_of_users(corp=corp, userids=userids)
     codes = list(known.values_list("active_code", flat=True))
-    license_accounts_refresh(corp=order.corp, active_codes=codes, api=api)
+    license_accounts_refresh(corp=corp, active_codes=codes, api=api)
     for userid in sorted(userids - set(known.values_list("userid", flat=True))):
-        license_user_info_sync(corp=order.corp, userid=userid, api=api)
+        license_user_info_sync(corp=corp, userid=userid, api=api)
     return len(userids)
 
 

@@ -52,7 +52,7 @@ def _order_feed(order: LicenseOrder) -> None:
         "order_id": order.order_id,
         "order_type": order.order_type,
         "status": order.status,
-        "corpid": order.corp.corpid if order.corp_id else None,
+        "corpid": order.corp.corpid if order.corp is not None else None,
         "base_count": order.base_count,
         "external_contact_count": order.external_contact_count,
         "price": order.price,
@@ -337,8 +337,11 @@ def license_order_cancel(*, order: LicenseOrder) -> LicenseOrder:
         raise LicenseError(f"order {order.order_id} is not awaiting payment")
     api = license_api(order.provider, corp=order.corp)
     is_multi = order.order_type == OrderType.MULTI_CORP
+    corp = order.corp
+    if corp is None and not is_multi:
+        raise LicenseError(f"order {order.order_id} has no corp")
     try:
-        api.cancel_order(order_id=order.order_id, corpid=None if is_multi else order.corp.corpid)
+        api.cancel_order(order_id=order.order_id, corpid=None if corp is None else corp.corpid)
     except WeComApiError:
         # Paid or closed meanwhile: mirror what WeCom says, then report the refusal.
         license_order_sync(order=order, source="cancel")

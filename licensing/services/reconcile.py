@@ -41,7 +41,10 @@ def license_expiry_scan(*, within_days: int | None = None, now: datetime | None 
     now = now or timezone.now()
     published = 0
     for account in selectors.license_accounts_expiring(within_days=within_days, now=now).iterator():
-        expire = to_unix(account.expire_time)
+        expire_time = account.expire_time
+        if expire_time is None:
+            continue  # never: the selector takes accounts by their expiry
+        expire = to_unix(expire_time)
         entry = feed_publish(
             type="license.expiring",
             source_key=idempotency_key(
@@ -53,7 +56,7 @@ def license_expiry_scan(*, within_days: int | None = None, now: datetime | None 
                 "userid": account.userid,
                 "type": account.type,
                 "expire_time": expire,
-                "days_left": max(0, (account.expire_time - now).days),
+                "days_left": max(0, (expire_time - now).days),
             },
         )
         published += entry is not None
@@ -204,15 +207,15 @@ def license_reconcile(
     if not corps:
         return result
     corp_list = license_reconcile_corps()
-    progress = Progress(stream, len(corp_list), "accounts") if stream is not None else None
+    counter = Progress(stream, len(corp_list), "accounts") if stream is not None else None
     for corp in corp_list:
         try:
             result.accounts += license_corp_accounts_reconcile(corp=corp)
             result.corps += 1
         except (WeComError, LicenseError) as exc:
             result.errors.append(f"corp {corp.corpid}: {error_text(exc)}")
-        if progress is not None:
-            progress.advance()
-    if progress is not None:
-        progress.close()
+        if counter is not None:
+            counter.advance()
+    if counter is not None:
+        counter.close()
     return result

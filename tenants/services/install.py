@@ -382,7 +382,7 @@ def _authorization_upsert(
         return authorization, superseded
     now = timezone.now()
     created = authorization is None
-    if created:
+    if authorization is None:
         authorization = Authorization(suite=suite, corp=corp, authorized_at=now)
     previous = "" if created else authorization.status
     action = (

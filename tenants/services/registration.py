@@ -20,7 +20,7 @@ def provider_register(
     with transaction.atomic():
         provider = Provider.objects.select_for_update().filter(corpid=corpid).first()
         created = provider is None
-        if created:
+        if provider is None:
             provider = Provider(corpid=corpid)
         provider.name = name or provider.name
         provider.provider_secret = provider_secret
@@ -46,7 +46,7 @@ def suite_register(
     with transaction.atomic():
         suite = Suite.objects.select_for_update().filter(suite_id=suite_id).first()
         created = suite is None
-        if created:
+        if suite is None:
             suite = Suite(suite_id=suite_id)
         suite.provider = provider
         suite.kind = kind
