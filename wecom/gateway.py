@@ -317,15 +317,16 @@ class Forwarder:
         json_body: bytes | None,
         upload: Upload | None,
     ) -> httpx.Request:
+        params = tuple(query)  # httpx's params: a tuple of pairs (a list is invariant)
         if upload is not None:
             files = {"media": (upload.filename, upload.file, upload.content_type)}
-            return self._http.build_request(method, path, params=query, files=files)
+            return self._http.build_request(method, path, params=params, files=files)
         if json_body is not None:
             headers = {"Content-Type": "application/json; charset=utf-8"}
             return self._http.build_request(
-                method, path, params=query, content=json_body, headers=headers
+                method, path, params=params, content=json_body, headers=headers
             )
-        return self._http.build_request(method, path, params=query)
+        return self._http.build_request(method, path, params=params)
 
     def _answer(
         self, path: str, response: httpx.Response, token: str, *, stream_binary: bool

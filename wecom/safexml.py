@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from typing import NoReturn
 from xml.parsers import expat
 
 # The envelope only wraps one base64 ciphertext; real ones are a few KiB. The cap
@@ -84,7 +85,7 @@ class _Refused(Exception):
         self.problem = problem
 
 
-def _refuse_dtd(*_args: object) -> None:
+def _refuse_dtd(*_args: object) -> NoReturn:
     raise _Refused("xml uses a forbidden DTD, entity or external reference")
 
 
@@ -169,12 +170,12 @@ def _xml_value(data: str | bytes, *, max_bytes: int, error: type[MessageError]) 
         else:
             siblings[tag] = [existing, value]
 
-    def data(chunk: str) -> None:
+    def characters(chunk: str) -> None:
         stack[-1][2].append(chunk)  # expat reports no text outside the root
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
-    parser.CharacterDataHandler = data
+    parser.CharacterDataHandler = characters
     _parse(text, parser, error=error)
     tag, value = done[0]  # expat accepts exactly one root element
     if tag != "xml":

@@ -54,7 +54,7 @@ POLL_BACKOFF: dict[int, tuple[int, int]] = {
     AppOrderStatus.REFUNDING: (10 * 60, 6 * 60 * 60),
 }
 # Feed event type per status the mirror enters (plus app_order.created for a new row).
-FEED_TYPES = {
+FEED_TYPES: dict[int, str] = {  # by status (an int: the column, or a member)
     AppOrderStatus.PAID: "app_order.paid",
     AppOrderStatus.CANCELLED: "app_order.cancelled",
     AppOrderStatus.EXPIRED: "app_order.expired",
