@@ -33,6 +33,7 @@ from licensing.app_orders.models import AppStatus
 from licensing.app_orders.models import TenantEdition
 from licensing.app_orders.models import TenantEditionChange
 from licensing.app_orders.models import TrialExtension
+from licensing.services.common import error_text as _error_text
 from licensing.services.common import poll_backoff
 from tenants import lifecycle
 from tenants.client import wecom_client
@@ -71,10 +72,6 @@ def paid_app_api(suite: Suite) -> PaidAppApi:
 
 def _dt(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value and value > 0 else None
-
-
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def snapshot(info: EditionInfo) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from licensing.app_orders.models import EDITION_MOVING_STATUSES
 from licensing.app_orders.models import AppOrder
 from licensing.app_orders.models import AppOrderStatus
 from licensing.app_orders.models import AppOrderStatusChange
+from licensing.services.common import error_text as _error_text
 from licensing.services.common import poll_backoff
 from tenants.feed import feed_publish
 from tenants.models import Authorization
@@ -70,10 +71,6 @@ def _dt(value: int | None) -> datetime | None:
 
 def _ts(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
-
-
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 _backoff = poll_backoff  # licence orders' polling curve: ×2 to a cap, ±10 % jitter
