@@ -39,6 +39,7 @@ from tests.support import celery_worker
 from tests.support import database_url
 from tests.support import django_env
 from tests.support import wait_until
+from tests.tenants.lifecycle_support import run_install_follow_ups
 from wecom.errors import WeComError
 
 FAULT_ERRCODE = 60011  # "no privilege": a permanent error, the row fails for ops to replay
@@ -134,6 +135,7 @@ class Scenario:
             wait_until(inbox_settled, timeout=timeout, message="the worker to drain the inbox")
         else:
             process_inbox(timeout=timeout)
+            run_install_follow_ups()  # an install's reads follow in their own task
 
     def run(self) -> Day:
         platform, control = self.platform, self.control
