@@ -19,4 +19,4 @@ bench:
 	@bash scripts/bench.sh
 
 clean:
-	rm -rf var/ .pytest_cache .ruff_cache .hypothesis staticfiles test-artifacts
+	rm -rf var/ .pytest_cache .ruff_cache .mypy_cache .hypothesis staticfiles test-artifacts

@@ -24,8 +24,8 @@ from tenants.credentials import AuthorizationInactive
 from tenants.credentials import CredentialBackoff
 from tenants.credentials import CredentialUnavailable
 from tenants.services import InstallLinkInvalid
-from wecom_provider.wecom.errors import ErrorKind
-from wecom_provider.wecom.errors import WeComError
+from wecom.errors import ErrorKind
+from wecom.errors import WeComError
 
 logger = logging.getLogger(__name__)
 

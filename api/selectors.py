@@ -16,6 +16,7 @@ SQL query and nothing about the scope is cached between requests.
 from __future__ import annotations
 
 import functools
+import operator
 from datetime import timedelta
 
 from django.conf import settings
@@ -49,8 +50,36 @@ def _scope_corp_ids(client: ApiClient) -> QuerySet:
     return _CorpLink.objects.filter(apiclient_id=client.pk).values("corp_id")
 
 
+# The tenant scope, the API's security boundary, defined once: an authorization is visible
+# to a client iff the client is linked to its suite or to its corp. Both renderings are
+# built from this table: the ORM filter (_authorization_scope) and the hot path's SQL
+# (_scope_sql); tests/api/test_scope_agreement.py checks they agree on random clients ×
+# tenants. (link table, the column it shares with the authorization)
+SCOPE_LINKS = ((_SuiteLink, "suite_id"), (_CorpLink, "corp_id"))
+
+
 def _authorization_scope(client: ApiClient) -> Q:
-    return Q(suite_id__in=_scope_suite_ids(client)) | Q(corp_id__in=_scope_corp_ids(client))
+    """Return the filter of the authorizations ``client`` may see (ORM rendering)."""
+    return functools.reduce(
+        operator.or_,
+        (
+            Q(**{f"{column}__in": link.objects.filter(apiclient_id=client.pk).values(column)})
+            for link, column in SCOPE_LINKS
+        ),
+    )
+
+
+def _scope_sql(client_ref: str, authorization: str) -> str:
+    """Return the condition "``client_ref`` may see the authorization aliased
+    ``authorization``" (SQL rendering; ``client_ref`` is a parameter or a column)."""
+    # Only names from _meta and the caller's fixed references go into the text.
+    exists = [
+        f'EXISTS (SELECT 1 FROM "{link._meta.db_table}" l{n} '  # noqa: S608
+        f'WHERE l{n}."apiclient_id" = {client_ref} '
+        f'AND l{n}."{column}" = {authorization}."{column}")'
+        for n, (link, column) in enumerate(SCOPE_LINKS)
+    ]
+    return "(" + " OR ".join(exists) + ")"
 
 
 # --- suites --------------------------------------------------------------------------
@@ -153,12 +182,7 @@ def _tenant_sql(client_ref: str) -> tuple[str, str]:
         f"{_columns('a', _AUTH_FIELDS)}, {_columns('s', _SUITE_FIELDS)}, "
         f"{_columns('co', _CORP_FIELDS)}"
     )
-    scope = (
-        f'(EXISTS (SELECT 1 FROM "{_SuiteLink._meta.db_table}" x '  # noqa: S608
-        f'WHERE x."apiclient_id" = {client_ref} AND x."suite_id" = a."suite_id") OR '
-        f'EXISTS (SELECT 1 FROM "{_CorpLink._meta.db_table}" y '
-        f'WHERE y."apiclient_id" = {client_ref} AND y."corp_id" = a."corp_id"))'
-    )
+    scope = _scope_sql(client_ref, "a")
     joins = (
         f'"{s.db_table}" s ON s."suite_id" = %s '
         f'LEFT JOIN "{c.db_table}" co ON co."corpid" = %s '

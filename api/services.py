@@ -37,10 +37,10 @@ from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
 from tenants.wecom import corp_api
+from wecom.errors import WeComCorpGone
+from wecom.errors import WeComPermanentError
 from wecom_provider import hotsql
 from wecom_provider.observability.context import get_request_id
-from wecom_provider.wecom.errors import WeComCorpGone
-from wecom_provider.wecom.errors import WeComPermanentError
 
 logger = logging.getLogger(__name__)
 

@@ -62,9 +62,9 @@ from bench.support.servers import gunicorn_line  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
 from bench.support.servers import rss_mb  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
-from tests.support import celery_worker  # noqa: E402
-from tests.support import django_env  # noqa: E402
-from tests.support import gunicorn_server  # noqa: E402
+from harness.processes import celery_worker  # noqa: E402
+from harness.processes import django_env  # noqa: E402
+from harness.processes import gunicorn_server  # noqa: E402
 
 PROVIDER = "wwbenchprovider"
 SUITE_ID = "wwbenchsuite0001"
@@ -295,6 +295,21 @@ def profile(args) -> int:
 
 
 def main() -> int:
+    args = _arguments()
+    if args.profile:
+        return profile(args)
+    print(
+        f"callbacks: load average {os.getloadavg()[0]:.1f}; open loop {args.rate:g}/s × "
+        f"{args.duration:g} s; closed loop {args.concurrency} clients, {args.rounds} × "
+        f"{args.round_duration:g} s per URL, interleaved"
+    )
+    print(gunicorn_line(args.workers, args.threads))
+    runs = _measure(args)
+    _figures(args, runs)
+    return _targets(args, runs)
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--workers", type=int, default=max(2, os.cpu_count() or 2), help="gunicorn workers"
@@ -318,21 +333,15 @@ def main() -> int:
         help="instead: profile sync workers (cProfile, CPU time) under closed-loop callbacks, "
         "write DIR/worker-<pid>.prof and print the top functions",
     )
-    args = parser.parse_args()
-    if args.profile:
-        return profile(args)
+    return parser.parse_args()
 
+
+def _measure(args: argparse.Namespace) -> dict:
+    """Run every load against the callback URL and its baselines; return the figures."""
     callback_path = f"/callbacks/suite/{SUITE_ID}/command/"
     bare_path = "/bench/bare/"
     lean_bare_path = "/callbacks/bench-bare/"
     insert_path = "/callbacks/bench-insert/"
-    server_line = gunicorn_line(args.workers, args.threads)
-    print(
-        f"callbacks: load average {os.getloadavg()[0]:.1f}; open loop {args.rate:g}/s × "
-        f"{args.duration:g} s; closed loop {args.concurrency} clients, {args.rounds} × "
-        f"{args.round_duration:g} s per URL, interleaved"
-    )
-    print(server_line)
     open_spec = {"mode": "open", "rate": args.rate, "duration": args.duration}
     closed_spec = {
         "mode": "closed",
@@ -369,6 +378,28 @@ def main() -> int:
             single = load(servers, one, callback_path, "s", **closed_spec)
         stored = inbox_rows(servers.database_url) - rows_before
         drained = drain(servers.database_url, env, timeout=args.drain_timeout)
+    return {
+        "settings_line": settings_line,
+        "stored_by": stored_by,
+        "callback_open": callback_open,
+        "bare_open": bare_open,
+        "callback_rounds": callback_rounds,
+        "bare_rounds": bare_rounds,
+        "lean_rounds": lean_rounds,
+        "insert_rounds": insert_rounds,
+        "web_rss": web_rss,
+        "log": log,
+        "single": single,
+        "stored": stored,
+        "drained": drained,
+    }
+
+
+def _figures(args: argparse.Namespace, runs: dict) -> None:
+    callback_rounds, bare_rounds = runs["callback_rounds"], runs["bare_rounds"]
+    lean_rounds, insert_rounds = runs["lean_rounds"], runs["insert_rounds"]
+    callback_open, bare_open, single = runs["callback_open"], runs["bare_open"], runs["single"]
+    stored, drained, stored_by = runs["stored"], runs["drained"], runs["stored_by"]
     callback_closed, bare_closed = combine(callback_rounds), combine(bare_rounds)
     lean_closed, insert_closed = combine(lean_rounds), combine(insert_rounds)
 
@@ -423,13 +454,25 @@ def main() -> int:
         "ratio tends to when the CPUs are the limit; informational)"
     )
     print(describe("callback URL, 1 web process", single))
-    drain_ratio = drained["rate"] / single["throughput"] if single["throughput"] else 0.0
     print(
         f"one worker process drained {drained['done']} of {drained['rows']} stored callbacks "
         f"at {drained['rate']:.1f}/s ({drained['cpu_ms']:.2f} ms worker CPU per row; "
         f"{drained['failed']} failed, {drained['left']} left)"
     )
-    print(server_line)
+    print(gunicorn_line(args.workers, args.threads))
+
+
+def _targets(args: argparse.Namespace, runs: dict) -> int:
+    callback_rounds, bare_rounds = runs["callback_rounds"], runs["bare_rounds"]
+    lean_rounds, insert_rounds = runs["lean_rounds"], runs["insert_rounds"]
+    callback_open, bare_open, single = runs["callback_open"], runs["bare_open"], runs["single"]
+    stored, drained, web_rss = runs["stored"], runs["drained"], runs["web_rss"]
+    callback_closed, bare_closed = combine(callback_rounds), combine(bare_rounds)
+    settings_line, log = runs["settings_line"], runs["log"]
+    sent = callback_open["ok"] + callback_closed["ok"] + single["ok"]
+    ratio = callback_closed["throughput"] / bare_closed["throughput"]
+    p99 = callback_open["p99"]
+    drain_ratio = drained["rate"] / single["throughput"] if single["throughput"] else 0.0
     print(settings_line)
     print(
         f"TARGET ingest/bare ≥ 0.5: {ratio:.2f} (baseline bare view "

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.ciphers import modes
 # Standalone script: make `wecom_provider` importable without installing it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wecom_provider.wecom.crypto import CallbackCrypto
-from wecom_provider.wecom.messages import parse_envelope
-from wecom_provider.wecom.messages import parse_event
+from wecom.crypto import CallbackCrypto
+from wecom.messages import parse_envelope
+from wecom.messages import parse_event
 
 TOKEN = "benchToken"
 ENCODING_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

@@ -3,7 +3,7 @@
 Run with `.venv/bin/python bench/gateway.py` (`make bench` runs it). Not part of the
 test suite.
 
-- The simulator runs as its own process (`python -m wecom_provider.sandbox`).
+- The simulator runs as its own process (`python -m sandbox`).
 - The platform runs under gunicorn as shipped (docker/gunicorn.conf.py: threaded
   workers, access log on). It registers the simulator's suites and installs one
   third-party tenant the way WeCom does.
@@ -114,42 +114,6 @@ def django_env(database_url: str, redis_url: str, port: int, sim_url: str) -> di
         }
     )
     return env
-
-
-SETUP = """
-import json, sys
-import django
-django.setup()
-import httpx
-from django.utils import timezone
-from api import services as api_services
-from tenants import credentials, services
-
-sim = sys.argv[1]
-config = httpx.get(sim + "/sandbox/config", trust_env=False).json()
-p = config["provider"]
-provider, _ = services.provider_register(
-    corpid=p["corpid"], provider_secret=p["provider_secret"], callback_token=p["token"],
-    encoding_aes_key=p["encoding_aes_key"])
-raw = next(s for s in config["suites"] if s["kind"] == "third_party")
-suite, _ = services.suite_register(
-    provider=provider, suite_id=raw["suite_id"], secret=raw["secret"],
-    callback_token=raw["token"], encoding_aes_key=raw["encoding_aes_key"], kind=raw["kind"])
-services.suite_ticket_store(
-    suite_id=suite.suite_id, ticket=raw["suite_ticket"], timestamp=config["now"])
-corp = config["corps"][0]
-answer = httpx.post(sim + "/sandbox/install", trust_env=False, json={
-    "suite_id": suite.suite_id, "corpid": corp["corpid"], "push": False}).json()
-tenant = services.authorization_install(
-    suite=suite, auth_code=answer["auth_code"], source="callback")
-client, issued = api_services.api_client_create(
-    name=f"bench-gateway-{timezone.now().timestamp()}", suite_ids=[suite.suite_id],
-    rate_limit_per_minute=10**9, wecom_paths=["user/*"])
-print(json.dumps({
-    "key": issued.key, "token": credentials.token_get(tenant).value,
-    "suite_id": suite.suite_id, "corpid": corp["corpid"],
-    "userid": corp["users"][0]["userid"]}))
-"""
 
 
 # --- load generation -------------------------------------------------------------------------
@@ -341,21 +305,10 @@ def report(title: str, figures: dict, args) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--workers", type=int, default=max(2, os.cpu_count() or 2), help="gunicorn workers"
-    )
-    parser.add_argument("--threads", type=int, help="gunicorn threads (default: as shipped)")
-    parser.add_argument("--connections", type=int, default=4, help="callers on each side")
-    parser.add_argument("--seconds", type=float, default=6.0, help="per round and side")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=40.0, help="fixed-rate requests/s")
-    parser.add_argument("--wecom-latency-ms", type=int, default=30)
-    args = parser.parse_args()
-
+    args = _arguments()
     sim_port, web_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = [sys.executable, "-m", "wecom_provider.sandbox", "--port", str(sim_port)]
+    sim = [sys.executable, "-m", "sandbox", "--port", str(sim_port)]
     with (
         stores() as st,
         process(sim, dict(os.environ), f"{sim_url}/sandbox/config", "the simulator") as simulator,
@@ -363,39 +316,8 @@ def main() -> None:
         settings_line = pg_settings_line(st.database_url)
         print(settings_line)
         env = django_env(st.database_url, st.redis_url, web_port, sim_url)
-        manage = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
-        subprocess.run(manage, cwd=ROOT, env=env, check=True)
-        setup = subprocess.run(
-            [sys.executable, "-c", SETUP, sim_url],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        facts = json.loads(setup.stdout.strip().splitlines()[-1])
-        direct = raw_get(
-            f"/cgi-bin/user/get?access_token={facts['token']}&userid={facts['userid']}"
-        )
-        gateway = raw_get(
-            f"/api/v1/suites/{facts['suite_id']}/corps/{facts['corpid']}/wecom/user/get"
-            f"?userid={facts['userid']}",
-            facts["key"],
-        )
-        token_api = raw_get(
-            f"/api/v1/suites/{facts['suite_id']}/corps/{facts['corpid']}/access-token/",
-            facts["key"],
-        )
-        web = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            *gunicorn_args(threads=args.threads),
-            "--bind",
-            f"127.0.0.1:{web_port}",
-            "--workers",
-            str(args.workers),
-        ]
+        raws = _requests(_setup(env, sim_url))
+        web = _gunicorn_command(args, web_port)
         with process(web, env, f"http://127.0.0.1:{web_port}/healthz", "gunicorn") as server:
             pids = {
                 "simulator": simulator.pid,
@@ -403,12 +325,11 @@ def main() -> None:
                 "postgres": st.postmaster_pid,
                 "redis": st.redis_pid,
             }
-            assert request(sim_port, direct) == 200, "direct call failed"
-            assert request(web_port, gateway) == 200, "gateway call failed"
-            saturate("warm-up", web_port, gateway, args.workers * 2, 2)
-            saturate("warm-up", sim_port, direct, args.connections, 1)
+            assert request(sim_port, raws["direct"]) == 200, "direct call failed"
+            assert request(web_port, raws["gateway"]) == 200, "gateway call failed"
+            saturate("warm-up", web_port, raws["gateway"], args.workers * 2, 2)
+            saturate("warm-up", sim_port, raws["direct"], args.connections, 1)
             load_before = os.getloadavg()
-            raws = {"direct": direct, "gateway": gateway, "token api": token_api}
             plain = measure(args, pids, sim_port, web_port, raws)
             httpx.post(
                 f"{sim_url}/sandbox/faults",
@@ -422,6 +343,64 @@ def main() -> None:
         f"{args.rounds} interleaved rounds; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )
+    _targets(args, plain, slow, settings_line)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workers", type=int, default=max(2, os.cpu_count() or 2), help="gunicorn workers"
+    )
+    parser.add_argument("--threads", type=int, help="gunicorn threads (default: as shipped)")
+    parser.add_argument("--connections", type=int, default=4, help="callers on each side")
+    parser.add_argument("--seconds", type=float, default=6.0, help="per round and side")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=40.0, help="fixed-rate requests/s")
+    parser.add_argument("--wecom-latency-ms", type=int, default=30)
+    return parser.parse_args()
+
+
+def _setup(env: dict[str, str], sim_url: str) -> dict:
+    """Migrate and seed the database (bench/support/gateway_setup.py); return its facts."""
+    manage = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    subprocess.run(manage, cwd=ROOT, env=env, check=True)
+    setup = subprocess.run(
+        [sys.executable, "-m", "bench.support.gateway_setup", sim_url],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(setup.stdout.strip().splitlines()[-1])
+
+
+def _requests(facts: dict) -> dict[str, bytes]:
+    """The raw requests of each side: WeCom direct, through the gateway, the token API."""
+    tenant = f"/api/v1/suites/{facts['suite_id']}/corps/{facts['corpid']}"
+    return {
+        "direct": raw_get(
+            f"/cgi-bin/user/get?access_token={facts['token']}&userid={facts['userid']}"
+        ),
+        "gateway": raw_get(f"{tenant}/wecom/user/get?userid={facts['userid']}", facts["key"]),
+        "token api": raw_get(f"{tenant}/access-token/", facts["key"]),
+    }
+
+
+def _gunicorn_command(args: argparse.Namespace, web_port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        *gunicorn_args(threads=args.threads),
+        "--bind",
+        f"127.0.0.1:{web_port}",
+        "--workers",
+        str(args.workers),
+    ]
+
+
+def _targets(args: argparse.Namespace, plain: dict, slow: dict, settings_line: str) -> None:
     ratio = report("the simulator at its own speed:", plain, args)
     slow_ratio = report(f"every simulator answer {args.wecom_latency_ms} ms late:", slow, args)
     print(settings_line)

@@ -61,26 +61,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.callbacks import platform_env  # noqa: E402
+from bench.support import scale_report  # noqa: E402
 from bench.support.servers import gunicorn_args  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
 from bench.support.servers import rss_mb  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
-from tests.support import celery_worker  # noqa: E402
-from tests.support import gunicorn_server  # noqa: E402
+from harness.processes import celery_worker  # noqa: E402
+from harness.processes import gunicorn_server  # noqa: E402
 
 STEP = 60  # seconds between beat ticks (the production schedule)
-CODE_LIFE = 600  # an auth code lives 10 minutes (protocol doc)
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
 class SqlMeter:
@@ -210,15 +199,11 @@ def _explain(credentials, tasks) -> dict:
 
 def simulated_day(corps: int, hours: float, mode: str, budget: int, product_reads: int) -> dict:
     import time_machine
-    from django.db import connection
     from django.test import override_settings
 
-    from tenants import credentials
+    from harness.platform import register_platform
+    from sandbox import start_sandbox
     from tenants import services
-    from tenants.models import Authorization
-    from tests.conftest import register_platform
-    from wecom_provider.sandbox import start_sandbox
-    from wecom_provider.wecom.ratelimit import background_calls
 
     handle = start_sandbox(ticket_interval=0)
     # The clock is accelerated: a real-time ceiling would stretch the day to real hours.
@@ -234,13 +219,6 @@ def simulated_day(corps: int, hours: float, mode: str, budget: int, product_read
         control.settings(token_mode=mode, token_renew_window=0)
         suite_id = platform.suite.suite_id
         start = datetime.fromtimestamp(handle.state.clock.now(), tz=UTC)
-        rng = random.Random(17)
-        calls: dict[str, int] = collections.Counter()
-        per_tick: list[int] = []
-        tick_queries: list[int] = []
-        tick_sql_ms: list[float] = []
-        last_id = 0
-        served = expired = 0
         setup_started = time.monotonic()
         with time_machine.travel(start, tick=False) as clock:
             for index in range(corps):
@@ -250,48 +228,18 @@ def simulated_day(corps: int, hours: float, mode: str, budget: int, product_read
                     suite=platform.suite, auth_code=code["auth_code"], source="callback"
                 )
             setup_seconds = time.monotonic() - setup_started
-            tenants = list(
-                Authorization.objects.select_related("suite", "corp").filter(suite=platform.suite)
-            )
-
-            def collect() -> int:
-                nonlocal last_id
-                entries = control.requests(endpoint="get_corp_token", since_id=last_id)
-                for entry in entries:
-                    calls[entry["corpid"]] += 1
-                    last_id = max(last_id, entry["id"])
-                return len(entries)
-
-            collect()  # the installs' own calls count toward the day
             day_started = time.monotonic()
-            for tick in range(int(hours * 3600) // STEP):
-                offset = rng.randint(1, STEP - 1)
-                clock.shift(offset)
-                if tick % 10 == 0:  # WeCom pushes a ticket every 10 minutes, to every suite
-                    for suite in (platform.suite, platform.template):
-                        control.push_ticket(suite.suite_id)
-                        newest = handle.state.tickets[suite.suite_id][-1]
-                        services.suite_ticket_store(
-                            suite_id=suite.suite_id,
-                            ticket=newest.ticket,
-                            timestamp=int(newest.issued_at),
-                        )
-                for authorization in rng.sample(tenants, min(product_reads, len(tenants))):
-                    token = credentials.token_get(authorization)
-                    served += 1
-                    expired += token.expires_at <= datetime.now(tz=UTC)
-                clock.shift(STEP - offset)
-                with metered() as meter:
-                    due = credentials.tokens_due(limit=budget)
-                tick_queries.append(meter.count)
-                tick_sql_ms.append(meter.seconds * 1000)
-                if due:
-                    refresh(due, workers=4, background=background_calls, connection=connection)
-                per_tick.append(collect())
+            day = _run_day(platform, handle, clock, hours=hours, budget=budget, reads=product_reads)
             day_seconds = time.monotonic() - day_started
     finally:
         lifted.disable()
         handle.stop()
+    calls = day["calls"]
+    per_tick = day["per_tick"]
+    tick_queries = day["tick_queries"]
+    tick_sql_ms = day["tick_sql_ms"]
+    served = day["served"]
+    expired = day["expired"]
     per_corp = sorted(calls.values())
     return {
         "corps": corps,
@@ -307,6 +255,58 @@ def simulated_day(corps: int, hours: float, mode: str, budget: int, product_read
         "setup_s": setup_seconds,
         "day_s": day_seconds,
     }
+
+
+def _run_day(platform, handle, clock, *, hours: float, budget: int, reads: int) -> dict:
+    """Play the day tick by tick on the accelerated clock; return what was counted."""
+    from django.db import connection
+
+    from tenants import credentials
+    from tenants import services
+    from tenants.models import Authorization
+    from wecom.ratelimit import background_calls
+
+    control = platform.control
+    rng = random.Random(17)
+    tenants = list(
+        Authorization.objects.select_related("suite", "corp").filter(suite=platform.suite)
+    )
+    day: dict = {"calls": collections.Counter(), "per_tick": [], "tick_queries": []}
+    day.update(tick_sql_ms=[], served=0, expired=0, last_id=0)
+
+    def collect() -> int:
+        entries = control.requests(endpoint="get_corp_token", since_id=day["last_id"])
+        for entry in entries:
+            day["calls"][entry["corpid"]] += 1
+            day["last_id"] = max(day["last_id"], entry["id"])
+        return len(entries)
+
+    collect()  # the installs' own calls count toward the day
+    for tick in range(int(hours * 3600) // STEP):
+        offset = rng.randint(1, STEP - 1)
+        clock.shift(offset)
+        if tick % 10 == 0:  # WeCom pushes a ticket every 10 minutes, to every suite
+            for suite in (platform.suite, platform.template):
+                control.push_ticket(suite.suite_id)
+                newest = handle.state.tickets[suite.suite_id][-1]
+                services.suite_ticket_store(
+                    suite_id=suite.suite_id,
+                    ticket=newest.ticket,
+                    timestamp=int(newest.issued_at),
+                )
+        for authorization in rng.sample(tenants, min(reads, len(tenants))):
+            token = credentials.token_get(authorization)
+            day["served"] += 1
+            day["expired"] += token.expires_at <= datetime.now(tz=UTC)
+        clock.shift(STEP - offset)
+        with metered() as meter:
+            due = credentials.tokens_due(limit=budget)
+        day["tick_queries"].append(meter.count)
+        day["tick_sql_ms"].append(meter.seconds * 1000)
+        if due:
+            refresh(due, workers=4, background=background_calls, connection=connection)
+        day["per_tick"].append(collect())
+    return day
 
 
 def refresh(keys: list[str], *, workers: int, background, connection) -> None:
@@ -421,8 +421,8 @@ def burst_and_memory(
     import redis
     from django.test import override_settings
 
-    from tests.conftest import register_platform
-    from wecom_provider.sandbox import start_sandbox
+    from harness.platform import register_platform
+    from sandbox import start_sandbox
 
     handle = start_sandbox(ticket_interval=0)
     env = {
@@ -487,7 +487,7 @@ def burst_and_memory(
 # --- main ---------------------------------------------------------------------------------
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tick-sizes", default="1000,10000", help="tenants for the tick cost")
     parser.add_argument("--tick-due", type=int, default=100, help="due rows at each size")
@@ -526,7 +526,11 @@ def main() -> int:
     )
     parser.add_argument("--memory-corps", type=int, default=100, help="installs per repeat")
     parser.add_argument("--skip", default="", help="phases to skip: tick,day,burst")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
     skip = set(filter(None, args.skip.split(",")))
     sizes = [int(s) for s in args.tick_sizes.split(",")]
 
@@ -560,25 +564,10 @@ def main() -> int:
         ticks = day = burst = also = None
         if "tick" not in skip:
             ticks = tick_cost(sizes, args.tick_due, args.tick_repeats, broker)
-            for t in ticks:
-                print(
-                    f"  tick at {t['tenants']:>6} tenants: {t['queries']} SQL statement(s), "
-                    f"{t['sql_ms']:.2f} ms round trips (median of {args.tick_repeats}), "
-                    f"PostgreSQL execution {t['pg_ms']:.3f} ms, index {t['index']} read "
-                    f"{t['index_rows']} entries, seq scan {t['seq_scan']}, "
-                    f"{t['started']} refreshes enqueued",
-                    flush=True,
-                )
+            scale_report.tick_figures(args, ticks)
         if "day" not in skip:
             day = simulated_day(args.corps, args.hours, args.mode, budget, args.product_reads)
-            print(
-                f"  day: {day['corps']} corps installed in {day['setup_s']:.0f} s, "
-                f"{args.hours:g} simulated h in {day['day_s']:.0f} s; {day['served']} product "
-                f"reads ({day['expired']} expired); tick SQL statements "
-                f"{day['tick_queries'][0]}–{day['tick_queries'][1]}, SQL time per tick median "
-                f"{day['tick_sql_ms'][0]:.2f} ms max {day['tick_sql_ms'][1]:.2f} ms",
-                flush=True,
-            )
+            scale_report.day_figures(args, day)
         if "burst" not in skip:
             burst = burst_and_memory(
                 servers,
@@ -588,7 +577,7 @@ def main() -> int:
                 memory=True,
                 priority_processes=args.priority_concurrency,
             )
-            print(burst_line(burst), flush=True)
+            scale_report.burst_figures(burst)
             if args.also_ceiling:
                 also = burst_and_memory(
                     servers,
@@ -598,113 +587,11 @@ def main() -> int:
                     memory=False,
                     priority_processes=args.also_priority_concurrency,
                 )
-                print(burst_line(also), flush=True)
+                scale_report.burst_figures(also)
         broker.close()
 
     print(settings_line)
-    ok = True
-    if ticks:
-        same = len({t["queries"] for t in ticks} | {t["queries_min"] for t in ticks}) == 1
-        due_only = all(t["index_rows"] <= args.tick_due and not t["seq_scan"] for t in ticks)
-        figures = ", ".join(
-            f"{t['tenants']}: {t['queries']} statement(s), {t['index_rows']} rows read, "
-            f"{t['pg_ms']:.3f} ms in PostgreSQL"
-            for t in ticks
-        )
-        print(
-            f"TARGET queries per tick independent of tenants, only due rows read: {figures} "
-            f"(baseline: the smallest size) {verdict(same and due_only)}"
-        )
-        ok &= same and due_only
-    if day:
-        scaled = (
-            f" (a {args.hours:g} h day: counts scaled ×{day['scale']:g})"
-            if day["scale"] != 1
-            else ""
-        )
-        worst = day["max"] * day["scale"]
-        print(
-            f"TARGET WeCom calls per corp per day ≤ 14 ({day['corps']} corps, {args.mode}): "
-            f"max {day['max']} p50 {day['p50']}{scaled}; {day['corps_called']} corps called "
-            f"{verdict(worst <= 14 and day['corps_called'] == day['corps'] and not day['expired'])}"
-        )
-        print(
-            f"TARGET ceiling carries the day: busiest tick needs {day['peak_rate']:.2f} calls/s "
-            f"(calls in one simulated minute / 60) ≤ ceiling {args.ceiling}/s "
-            f"{verdict(day['peak_rate'] <= args.ceiling)}"
-        )
-        ok &= worst <= 14 and day["peak_rate"] <= args.ceiling and not day["expired"]
-    if burst:
-        ok &= burst_verdicts(burst)
-        if also:
-            print(f"(the same burst at {also['ceiling']}/s, to show where the limit is:)")
-            burst_verdicts(also)
-    return 0 if ok else 1
-
-
-def burst_line(burst: dict) -> str:
-    return (
-        f"  burst at {burst['ceiling']}/s ({burst['priority_processes']} priority-only worker "
-        f"processes): {burst['sent']} create_auth sent, {burst['acked']} "
-        f"acknowledged, {burst['stored']} permanent codes stored in {burst['seconds']:.0f} s; "
-        f"{burst['calls']} WeCom calls by then ({burst['exchanges']} get_permanent_code), "
-        f"{burst['grants_all']['grants']} granted by the end of the run"
-    )
-
-
-def burst_verdicts(burst: dict) -> bool:
-    """Print the burst's TARGET lines; return whether all passed."""
-    ceiling = burst["ceiling"]
-    p99 = percentile(burst["ack_to_stored"], 0.99)
-    p50 = percentile(burst["ack_to_stored"], 0.50)
-    oldest = max(burst["code_age"], default=float("nan"))
-    grants = burst["grants"]
-    # The ceiling's floor: the k-th code cannot be exchanged before k / rate seconds
-    # after the burst starts (one get_permanent_code each, at most `rate` per second).
-    # Computed at the configured ceiling and at the rate the limiter actually granted.
-    floor = 0.99 * burst["sent"] / ceiling
-    measured = min(grants["rate"], grants["sliding"]) or ceiling
-    measured_floor = 0.99 * burst["sent"] / measured
-    all_stored = burst["stored"] == burst["sent"]
-    print(
-        f"TARGET every permanent code stored: {burst['stored']} of {burst['sent']} "
-        f"{verdict(all_stored)}"
-    )
-    print(
-        f"TARGET p99 ack → stored ≤ 60 s: {p99:.1f} s (p50 {p50:.1f} s; floor set by the "
-        f"ceiling: the 99th percentile code is exchanged ≥ {floor:.0f} s after the first at "
-        f"{ceiling}/s, ≥ {measured_floor:.0f} s at the {grants['rate']:.1f} grants/s the "
-        f"limiter sustained; {burst['calls'] / max(1, burst['sent']):.1f} calls per install "
-        f"by the last code, the rest deferred) {verdict(p99 <= 60)}"
-    )
-    print(
-        f"TARGET none past the auth code's 10-minute life: oldest code stored at "
-        f"{oldest:.0f} s {verdict(all_stored and oldest <= CODE_LIFE)}"
-    )
-    print(
-        f"TARGET peak WeCom call rate ≤ ceiling {ceiling}/s, counted at the limiter (its "
-        f"grants on Redis' clock): busiest second {grants['busiest']}, busiest sliding 1 s "
-        f"window {grants['sliding']} ({grants['grants']} grants; at the simulator, stamped "
-        f"in this process: busiest second {burst['sim_busiest']}, sliding "
-        f"{burst['sim_sliding']}) {verdict(grants['sliding'] <= ceiling)}"
-    )
-    ok = all_stored and p99 <= 60 and oldest <= CODE_LIFE and grants["sliding"] <= ceiling
-    for label, series in (
-        ("web workers", burst["web_rss"]),
-        ("Celery worker", burst["worker_rss"]),
-    ):
-        repeats = series[1:]
-        if not repeats:
-            continue
-        growth = repeats[-1] / repeats[0] - 1 if repeats[0] else float("nan")
-        print(
-            f"TARGET memory, {label} RSS growth ≤ 10 % over 3 repeats: {growth * 100:+.1f} % "
-            f"(after the burst {series[0]:.1f} MB; repeats "
-            + ", ".join(f"{mb:.1f}" for mb in repeats)
-            + f" MB) {verdict(growth <= 0.10)}"
-        )
-        ok &= growth <= 0.10
-    return ok
+    return 0 if scale_report.targets(args, ticks, day, burst, also) else 1
 
 
 if __name__ == "__main__":

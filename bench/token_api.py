@@ -53,8 +53,8 @@ from bench.support.servers import bench_pg_settings  # noqa: E402
 from bench.support.servers import gunicorn_args  # noqa: E402
 from bench.support.servers import gunicorn_line  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
-from tests.support import postgres_server  # noqa: E402
-from tests.support import redis_server  # noqa: E402
+from harness.processes import postgres_server  # noqa: E402
+from harness.processes import redis_server  # noqa: E402
 
 # --- infrastructure ----------------------------------------------------------------------
 
@@ -97,42 +97,6 @@ def django_env(urls: dict[str, str], port: int) -> dict[str, str]:
         }
     )
     return env
-
-
-SETUP = """
-import json
-from datetime import timedelta
-import django
-django.setup()
-from django.utils import timezone
-from api import services as api_services
-from tenants import credentials, services
-from tenants.models import Authorization, Corp, CredentialToken
-
-provider, _ = services.provider_register(
-    corpid="wwbenchprovider", provider_secret="s" * 32, callback_token="tok",
-    encoding_aes_key="a" * 43)
-suite, _ = services.suite_register(
-    provider=provider, suite_id="wwbenchsuite", secret="s" * 32, callback_token="tok",
-    encoding_aes_key="a" * 43)
-corp, _ = Corp.objects.get_or_create(corpid="wpbenchcorp", defaults={"name": "bench"})
-authorization, _ = Authorization.objects.get_or_create(suite=suite, corp=corp)
-row = credentials.credential_row(authorization)
-holder = CredentialToken(owner_key=row.owner_key)
-holder.value = "BENCHTOKEN" + "x" * 54
-now = timezone.now()
-CredentialToken.objects.filter(pk=row.pk).update(
-    value_sealed=holder.value_sealed, expires_at=now + timedelta(hours=2), obtained_at=now,
-    refresh_after=now + timedelta(hours=2))
-# Other clients and tenants, so scope lookups do not run on near-empty tables.
-for i in range(50):
-    other, _ = Corp.objects.get_or_create(corpid=f"wpbenchother{i}")
-    Authorization.objects.get_or_create(suite=suite, corp=other)
-name = f"bench-{timezone.now().timestamp()}"
-client, issued = api_services.api_client_create(
-    name=name, corpids=["wpbenchcorp"], rate_limit_per_minute=10**9)
-print(json.dumps({"key": issued.key}))
-"""
 
 
 @contextlib.contextmanager
@@ -312,19 +276,7 @@ def merged(results: list[Result]) -> Result:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--workers", type=int, default=max(2, os.cpu_count() or 2), help="gunicorn workers"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="threads per worker (default: as shipped)"
-    )
-    parser.add_argument("--rate", type=float, default=200.0, help="fixed-rate requests/s")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per fixed-rate round")
-    parser.add_argument("--connections", type=int, default=32, help="saturation callers")
-    parser.add_argument("--saturation-seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each")
-    args = parser.parse_args()
+    args = _arguments()
 
     port = free_port()
     with data_stores() as urls:
@@ -338,7 +290,7 @@ def main() -> None:
             check=True,
         )
         setup = subprocess.run(
-            [sys.executable, "-c", SETUP],
+            [sys.executable, "-m", "bench.support.token_api_setup"],
             cwd=ROOT,
             env=env,
             check=True,
@@ -355,44 +307,68 @@ def main() -> None:
             assert set(json.loads(body)) == {"access_token", "expires_at", "expires_in"}
             assert request("127.0.0.1", port, bare_raw)[0] == 200
             assert request("127.0.0.1", port, floor_raw)[0] == 200
-            # Warm every worker: connections, imports, the token in Redis.
-            saturate("warm-up", port, token_raw, args.connections, 2)
-            saturate("warm-up", port, bare_raw, args.connections, 1)
+            fixed, sat = _rounds(
+                args, port, {"token": token_raw, "bare": bare_raw, "floor": floor_raw}
+            )
+    _report(args, settings_line, fixed, sat)
 
-            fixed = {"token": [], "bare": []}
-            sat = {"token": [], "bare": [], "floor": []}
-            for _ in range(args.rounds):
-                # Interleaved, so noisy neighbours and frequency drift hit both alike.
-                fixed["bare"].append(
-                    fixed_rate("bare DRF view", port, bare_raw, args.rate, args.seconds)
-                )
-                fixed["token"].append(
-                    fixed_rate("token endpoint", port, token_raw, args.rate, args.seconds)
-                )
-                sat["bare"].append(
-                    saturate(
-                        "bare DRF view", port, bare_raw, args.connections, args.saturation_seconds
-                    )
-                )
-                sat["token"].append(
-                    saturate(
-                        "token endpoint",
-                        port,
-                        token_raw,
-                        args.connections,
-                        args.saturation_seconds,
-                    )
-                )
-                sat["floor"].append(
-                    saturate(
-                        "mandated work only",
-                        port,
-                        floor_raw,
-                        args.connections,
-                        args.saturation_seconds,
-                    )
-                )
 
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workers", type=int, default=max(2, os.cpu_count() or 2), help="gunicorn workers"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads per worker (default: as shipped)"
+    )
+    parser.add_argument("--rate", type=float, default=200.0, help="fixed-rate requests/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per fixed-rate round")
+    parser.add_argument("--connections", type=int, default=32, help="saturation callers")
+    parser.add_argument("--saturation-seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each")
+    return parser.parse_args()
+
+
+def _rounds(args: argparse.Namespace, port: int, raw: dict[str, bytes]) -> tuple[dict, dict]:
+    """Warm up, then run the interleaved rounds; return (fixed-rate, saturation) results."""
+    token_raw, bare_raw, floor_raw = raw["token"], raw["bare"], raw["floor"]
+    # Warm every worker: connections, imports, the token in Redis.
+    saturate("warm-up", port, token_raw, args.connections, 2)
+    saturate("warm-up", port, bare_raw, args.connections, 1)
+
+    fixed = {"token": [], "bare": []}
+    sat = {"token": [], "bare": [], "floor": []}
+    for _ in range(args.rounds):
+        # Interleaved, so noisy neighbours and frequency drift hit both alike.
+        fixed["bare"].append(fixed_rate("bare DRF view", port, bare_raw, args.rate, args.seconds))
+        fixed["token"].append(
+            fixed_rate("token endpoint", port, token_raw, args.rate, args.seconds)
+        )
+        sat["bare"].append(
+            saturate("bare DRF view", port, bare_raw, args.connections, args.saturation_seconds)
+        )
+        sat["token"].append(
+            saturate(
+                "token endpoint",
+                port,
+                token_raw,
+                args.connections,
+                args.saturation_seconds,
+            )
+        )
+        sat["floor"].append(
+            saturate(
+                "mandated work only",
+                port,
+                floor_raw,
+                args.connections,
+                args.saturation_seconds,
+            )
+        )
+    return fixed, sat
+
+
+def _report(args: argparse.Namespace, settings_line: str, fixed: dict, sat: dict) -> None:
     token_fixed, bare_fixed = merged(fixed["token"]), merged(fixed["bare"])
     token_sat, bare_sat = merged(sat["token"]), merged(sat["bare"])
     floor_sat = merged(sat["floor"])

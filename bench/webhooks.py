@@ -35,6 +35,7 @@ import json
 import os
 import resource
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -56,15 +57,14 @@ from bench.callbacks import AES_KEY  # noqa: E402
 from bench.callbacks import CORPID  # noqa: E402
 from bench.callbacks import SUITE_ID  # noqa: E402
 from bench.callbacks import TOKEN  # noqa: E402
-from bench.callbacks import manage  # noqa: E402
 from bench.callbacks import platform_env  # noqa: E402
 from bench.callbacks import prepare  # noqa: E402
 from bench.support.servers import cpu_seconds  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
 from bench.support.servers import stores  # noqa: E402
-from tests.support import celery_worker  # noqa: E402
-from tests.support import gunicorn_server  # noqa: E402
-from wecom_provider.wecom.crypto import CallbackCrypto  # noqa: E402
+from harness.processes import celery_worker  # noqa: E402
+from harness.processes import gunicorn_server  # noqa: E402
+from wecom.crypto import CallbackCrypto  # noqa: E402
 
 RATE = 50
 SECONDS = 20
@@ -112,13 +112,17 @@ def receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
 
 
 def subscribe(env: dict[str, str], url: str) -> None:
-    code = (
-        "from api import services as a; from webhooks.models import Subscription, new_uid\n"
-        f"c, _ = a.api_client_create(name='bench-webhooks', suite_ids=['{SUITE_ID}'])\n"
-        f"s = Subscription(uid=new_uid('sub'), client=c, url='{url}', event_types=['contact.*'])\n"
-        f"s.secret = '{SECRET}'\ns.save()\n"
+    subprocess.run(
+        [sys.executable, "-m", "bench.support.webhook_subscription"],
+        cwd=ROOT,
+        env={
+            **env,
+            "BENCH_WEBHOOK_URL": url,
+            "BENCH_WEBHOOK_SUITE": SUITE_ID,
+            "BENCH_WEBHOOK_SECRET": SECRET,
+        },
+        check=True,
     )
-    manage(env, "shell", "-c", code)
 
 
 def callback(n: int, tag: str) -> tuple[str, bytes, str]:
@@ -187,74 +191,99 @@ def main() -> None:
         print(
             f"  track_commit_timestamp={_pg_setting(found.database_url, 'track_commit_timestamp')}"
         )
-        # Baseline: the HTTP hop alone, signed here and sent straight to the receiver.
-        hook, hop = Webhook(SECRET), []
-        with httpx.Client(trust_env=False, timeout=10) as http:
-            for n in range(200):
-                body = json.dumps({"data": {"UserID": f"base{n}"}})
-                at = datetime.now(UTC)
-                headers = {
-                    "webhook-id": f"b{n}",
-                    "webhook-timestamp": str(int(at.timestamp())),
-                    "webhook-signature": hook.sign(f"b{n}", at, body),
-                }
-                started = time.time()
-                http.post(url, content=body, headers=headers)
-                hop.append((arrivals.at[f"base{n}"] - started) * 1000)
-        with (
-            gunicorn_server(env=env, workers=2) as web,
-            celery_worker(env=env, queues="priority,default", concurrency=2) as callbacks_worker,
-            # The webhooks worker of docker/compose.yaml (worker-webhooks).
-            celery_worker(env=env, queues="webhooks", concurrency=4) as webhooks_worker,
-        ):
-            acked: dict[str, float] = {}
-            errors = 0
-            tag = secrets.token_hex(3)
-            http = httpx.Client(base_url=web.url, trust_env=False, timeout=10)
-
-            def send(n: int) -> None:
-                nonlocal errors
-                path, body, user = callback(n, tag)
-                response = http.post(path, content=body, headers={"Content-Type": "text/xml"})
-                if response.status_code == 200 and response.text == "success":
-                    acked[user] = time.time()
-                else:
-                    errors += 1
-
-            # Warm-up: the workers take seconds to start; measure only once a callback
-            # makes it all the way to the receiver.
-            for n in range(20):
-                send(900_000 + n)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not set(acked) <= set(arrivals.at):
-                time.sleep(0.2)
-            acked.clear()
-            roots = {
-                "gunicorn": web.process.pid,
-                "callbacks worker": callbacks_worker.pid,
-                "webhooks worker": webhooks_worker.pid,
-                "postgres": found.postmaster_pid,
-                "redis": found.redis_pid,
-            }
-            cpu_before = {name: cpu_seconds(pid) for name, pid in roots.items()}
-            own_before = _own_cpu()
-            load_before = os.getloadavg()
-            start = time.monotonic()
-            with ThreadPoolExecutor(16) as pool:
-                for n in range(RATE * SECONDS):
-                    delay = start + n / RATE - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    pool.submit(send, n)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not set(acked) <= set(arrivals.at):
-                time.sleep(0.2)
-            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in roots.items()}
-            cpu["bench (load + receiver)"] = _own_cpu() - own_before
-            load_after = os.getloadavg()
-            http.close()
-            stages = stage_rows(found.database_url)
+        hop = _baseline(url, arrivals)
+        run = _measured_run(env, found, arrivals)
     server.shutdown()
+    _report(run, hop, arrivals)
+
+
+def _baseline(url: str, arrivals: Arrivals) -> list[float]:
+    """The HTTP hop alone, signed here and sent straight to the receiver (ms each)."""
+    hook, hop = Webhook(SECRET), []
+    with httpx.Client(trust_env=False, timeout=10) as http:
+        for n in range(200):
+            body = json.dumps({"data": {"UserID": f"base{n}"}})
+            at = datetime.now(UTC)
+            headers = {
+                "webhook-id": f"b{n}",
+                "webhook-timestamp": str(int(at.timestamp())),
+                "webhook-signature": hook.sign(f"b{n}", at, body),
+            }
+            started = time.time()
+            http.post(url, content=body, headers=headers)
+            hop.append((arrivals.at[f"base{n}"] - started) * 1000)
+    return hop
+
+
+def _measured_run(env: dict[str, str], found, arrivals: Arrivals) -> dict:
+    """Callbacks at RATE/s through the platform as shipped; return what was measured."""
+    with (
+        gunicorn_server(env=env, workers=2) as web,
+        celery_worker(env=env, queues="priority,default", concurrency=2) as callbacks_worker,
+        # The webhooks worker of docker/compose.yaml (worker-webhooks).
+        celery_worker(env=env, queues="webhooks", concurrency=4) as webhooks_worker,
+    ):
+        acked: dict[str, float] = {}
+        errors = 0
+        tag = secrets.token_hex(3)
+        http = httpx.Client(base_url=web.url, trust_env=False, timeout=10)
+
+        def send(n: int) -> None:
+            nonlocal errors
+            path, body, user = callback(n, tag)
+            response = http.post(path, content=body, headers={"Content-Type": "text/xml"})
+            if response.status_code == 200 and response.text == "success":
+                acked[user] = time.time()
+            else:
+                errors += 1
+
+        # Warm-up: the workers take seconds to start; measure only once a callback
+        # makes it all the way to the receiver.
+        for n in range(20):
+            send(900_000 + n)
+        _wait_received(acked, arrivals, 120)
+        acked.clear()
+        roots = {
+            "gunicorn": web.process.pid,
+            "callbacks worker": callbacks_worker.pid,
+            "webhooks worker": webhooks_worker.pid,
+            "postgres": found.postmaster_pid,
+            "redis": found.redis_pid,
+        }
+        cpu_before = {name: cpu_seconds(pid) for name, pid in roots.items()}
+        own_before = _own_cpu()
+        load_before = os.getloadavg()
+        start = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            for n in range(RATE * SECONDS):
+                delay = start + n / RATE - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(send, n)
+        _wait_received(acked, arrivals, 60)
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in roots.items()}
+        cpu["bench (load + receiver)"] = _own_cpu() - own_before
+        load_after = os.getloadavg()
+        http.close()
+        stages = stage_rows(found.database_url)
+    return {
+        "acked": acked,
+        "errors": errors,
+        "cpu": cpu,
+        "load": (load_before, load_after),
+        "stages": stages,
+    }
+
+
+def _wait_received(acked: dict[str, float], arrivals: Arrivals, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not set(acked) <= set(arrivals.at):
+        time.sleep(0.2)
+
+
+def _report(run: dict, hop: list[float], arrivals: Arrivals) -> None:
+    acked, errors, cpu, stages = run["acked"], run["errors"], run["cpu"], run["stages"]
+    load_before, load_after = run["load"]
     latencies = [(arrivals.at[u] - t) * 1000 for u, t in acked.items() if u in arrivals.at]
     lost = len(acked) - len(latencies)
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wecom_provider.wecom import messages
+from wecom import messages
 
 # Events of a suite's command URL that name a suite and act on it or its tenants.
 SUITE_EVENTS = frozenset(

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from django.db import transaction
 from django.utils import timezone
 
 from callbacks.models import CallbackEvent
+from callbacks.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +33,13 @@ TICKET_WAIT = 5.0
 TICKET_MISSING = "SuiteTicketUnavailable"
 
 
-def tickets_apply_pending(*, suite_id: str) -> int:
+def tickets_apply_pending(*, suite_id: str, process: Callable[..., str | None]) -> int:
     """Apply the suite's suite_ticket rows still in the inbox; return how many were applied.
 
-    Claims are the usual conditional UPDATE, so a ticket is still applied once however
-    many workers get here at the same time.
+    ``process`` processes one row by id (callbacks.services.callback_process, handed in
+    by the processing that got here). Claims are the usual conditional UPDATE, so a
+    ticket is still applied once however many workers get here at the same time.
     """
-    from callbacks.services import callback_process
 
     waiting = CallbackEvent.objects.filter(
         suite_id=suite_id,
@@ -49,7 +51,7 @@ def tickets_apply_pending(*, suite_id: str) -> int:
     deadline = time.monotonic() + TICKET_WAIT
     # Newest last: each ticket is a compare-and-set on its TimeStamp anyway.
     for pk in waiting.order_by("event_timestamp", "id").values_list("pk", flat=True):
-        if _apply(pk, callback_process) == CallbackEvent.Status.DONE:
+        if _apply(pk, process) == CallbackEvent.Status.DONE:
             applied += 1
     while waiting.filter(status=CallbackEvent.Status.PROCESSING).exists():
         if time.monotonic() > deadline:
@@ -59,18 +61,16 @@ def tickets_apply_pending(*, suite_id: str) -> int:
     return applied
 
 
-def _apply(pk: int, callback_process) -> str | None:
+def _apply(pk: int, process: Callable[..., str | None]) -> str | None:
     # Due or not (a ticket backing off after a database hiccup is due for this).
     CallbackEvent.objects.filter(pk=pk, status=CallbackEvent.Status.PENDING).update(
         next_attempt_at=None
     )
-    return callback_process(event_id=pk)
+    return process(event_id=pk)
 
 
 def auth_codes_wake(*, suite_id: str) -> int:
     """Make the suite's auth-code rows that waited for a ticket due now; return how many."""
-    from callbacks.services import enqueue
-
     now = timezone.now()
     rows = list(
         CallbackEvent.objects.filter(

@@ -6,15 +6,17 @@ is recorded on the product event feed; anything else is kept and marked ignored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import OperationalError
 
 from callbacks import binding
 from callbacks import dependencies
-from callbacks import services
 from callbacks.models import CallbackEvent
+from callbacks.rejections import rejection_record
 from licensing.handlers import HANDLERS as LICENSING_HANDLERS
+from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
 from tenants.credentials import CredentialUnavailable
 from tenants.feed import FeedDraft
@@ -26,11 +28,11 @@ from tenants.lifecycle import EventNotApplied
 from tenants.models import Corp
 from tenants.models import Suite
 from tenants.services import InstallInProgress
+from wecom import messages
+from wecom.errors import WeComBusy
+from wecom.errors import WeComRateLimited
+from wecom.errors import WeComTransportError
 from wecom_provider.observability import metrics
-from wecom_provider.wecom import messages
-from wecom_provider.wecom.errors import WeComBusy
-from wecom_provider.wecom.errors import WeComRateLimited
-from wecom_provider.wecom.errors import WeComTransportError
 
 # Worth another attempt later; everything else fails the row for ops to look at.
 TRANSIENT_ERRORS = (
@@ -76,20 +78,26 @@ class Outcome:
     result: str
 
 
-def dispatch(event: messages.Event, row: CallbackEvent) -> Outcome:
+# How to process one inbox row now, by id (callbacks.services.callback_process): the
+# caller hands it in, since processing a row is what calls this module.
+Process = Callable[..., str | None]
+
+
+def dispatch(event: messages.Event, row: CallbackEvent, *, process: Process) -> Outcome:
     """Run the handler for ``event``; return the row's final status and a short result.
 
     Nothing runs for a row that names objects outside its URL (callbacks/binding.py);
     a handler that decides to change nothing (an event older than what its tenant
-    reflects) gives the row that status, with the reason.
+    reflects) gives the row that status, with the reason. ``process`` applies the
+    suite's waiting tickets before an auth code (callbacks/dependencies.py).
     """
     violation = binding.stored_violation(row, event)
     if violation is not None:
         _not_applied(row, "rejected", violation.reason)
-        services.rejection_record(endpoint=row.endpoint, reason=violation.reason)
+        rejection_record(endpoint=row.endpoint, reason=violation.reason)
         return Outcome(CallbackEvent.Status.REJECTED, violation.describe())
     try:
-        return _run(event, row)
+        return _run(event, row, process)
     except EventNotApplied as exc:
         _not_applied(row, exc.status, exc.reason)
         return Outcome(exc.status, str(exc))
@@ -101,10 +109,10 @@ def _not_applied(row: CallbackEvent, outcome: str, reason: str) -> None:
     ).inc()
 
 
-def _run(event: messages.Event, row: CallbackEvent) -> Outcome:
+def _run(event: messages.Event, row: CallbackEvent, process: Process) -> Outcome:
     if event.info_type in dependencies.NEEDS_SUITE_TOKEN and row.suite_id:
         # Tickets first: the exchange needs the suite token a waiting ticket gives.
-        dependencies.tickets_apply_pending(suite_id=row.suite_id)
+        dependencies.tickets_apply_pending(suite_id=row.suite_id, process=process)
     handler = HANDLERS.get(event.info_type)
     if handler is not None:
         result = str(handler(event) or "done")
@@ -236,7 +244,7 @@ def _public_fields(value):
 def _admins_changed(event: messages.ChangeAppAdmin, row: CallbackEvent) -> Outcome:
     # A data-URL event carries no SuiteId: the suite is the one whose URL received it.
     suite_id = event.suite_id or row.suite_id
-    authorization = tenant_services.authorization_for(
+    authorization = tenant_selectors.authorization_for(
         suite_id=suite_id or "", corpid=event.auth_corp_id or ""
     )
     if authorization is None or not authorization.is_active:

@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from callbacks.queue import enqueue_batch
+
 logger = logging.getLogger(__name__)
 
 # Long enough to gather a useful batch at a few hundred callbacks per second per
@@ -95,8 +97,6 @@ class BatchHandoff:
 
 
 def _publish(ids: list[int], priority: bool) -> bool:
-    from callbacks.services import enqueue_batch
-
     return enqueue_batch(ids, priority=priority)
 
 

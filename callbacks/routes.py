@@ -19,7 +19,7 @@ from django.db.models.signals import post_save
 
 from tenants.models import Provider
 from tenants.models import Suite
-from wecom_provider.wecom.crypto import CallbackCrypto
+from wecom.crypto import CallbackCrypto
 
 ROUTE_TTL = 30.0
 

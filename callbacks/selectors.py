@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from callbacks.models import CallbackEvent
 from callbacks.models import CallbackRejection
-from wecom_provider.wecom import messages
+from wecom import messages
 
 # Payload fields shown masked in the admin: single-use codes and tickets.
 MASKED_FIELDS = frozenset(

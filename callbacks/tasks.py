@@ -8,12 +8,13 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
+from callbacks import queue
 from callbacks import services
 from callbacks.handoff import MAX_BATCH
 
 
 @shared_task(
-    name="callbacks.process",
+    name=queue.PROCESS_TASK,
     ignore_result=True,
     # Safe: the service claims the row with a conditional UPDATE, so a redelivered
     # message finds it claimed or finished and does nothing.
@@ -41,7 +42,7 @@ BATCH_BUDGET = 10.0
 
 
 @shared_task(
-    name="callbacks.process_batch",
+    name=queue.PROCESS_BATCH_TASK,
     ignore_result=True,
     acks_late=True,  # safe for the same reason as callbacks.process
     # Rows left unfinished when stopped stay pending (or stale-processing): the sweeper
@@ -76,7 +77,7 @@ def process_callbacks(event_ids: list[int], priority: bool = False) -> None:
         if time.monotonic() > deadline:
             rest = event_ids[done:]
             # If the broker refuses, the rows stay pending for the sweeper.
-            services.enqueue_batch(rest[: len(rest) // 2], priority=priority)
-            services.enqueue_batch(rest[len(rest) // 2 :], priority=priority)
+            queue.enqueue_batch(rest[: len(rest) // 2], priority=priority)
+            queue.enqueue_batch(rest[len(rest) // 2 :], priority=priority)
             return
         services.callback_process(event_id=event_id)

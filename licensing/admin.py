@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from licensing import selectors
 from licensing import services
+from licensing.admin_common import ReadOnlyMixin
+from licensing.admin_common import _report
 from licensing.models import AccountStatus
 from licensing.models import AppLicenseInfo
 from licensing.models import CorpLicenseSettings
@@ -25,30 +27,9 @@ from licensing.models import LicenseOrder
 from licensing.models import LicenseRenewJob
 from licensing.models import OrderStatus
 from licensing.models import UnlicensedMember
+from wecom.errors import WeComError
 from wecom_provider.adminperms import GuardedModelAdmin
 from wecom_provider.adminperms import ReadOnlyInline
-from wecom_provider.wecom.errors import WeComError
-
-
-class ReadOnlyMixin:
-    """The mirror is written by services only: no add, change or delete by hand."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-def _report(modeladmin, request, done: int, failures: list[str], verb: str) -> None:
-    if done:
-        modeladmin.message_user(request, f"{verb}: {done}", messages.SUCCESS)
-    for failure in failures[:10]:
-        modeladmin.message_user(request, failure, messages.ERROR)
-
 
 # --- orders ---------------------------------------------------------------------------------
 

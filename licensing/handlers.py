@@ -16,8 +16,8 @@ from licensing.models import OrderStatus
 from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
-from wecom_provider.wecom import messages
-from wecom_provider.wecom.errors import WeComError
+from wecom import messages
+from wecom.errors import WeComError
 
 logger = logging.getLogger(__name__)
 

@@ -44,15 +44,16 @@ class OrderStatus(models.IntegerChoices):
 
 
 # Direct moves of §6.5 (plus 6 → 7: a test corp leaving the list voids every order).
+_S = OrderStatus
 ORDER_TRANSITIONS: dict[int, frozenset[int]] = {
-    0: frozenset({1, 2, 3, 7}),
-    1: frozenset({4, 7}),
-    4: frozenset({5, 6}),
-    6: frozenset({7}),
-    2: frozenset(),
-    3: frozenset(),
-    5: frozenset(),
-    7: frozenset(),
+    _S.UNPAID: frozenset({_S.PAID, _S.CANCELLED, _S.EXPIRED, _S.INVALID}),
+    _S.PAID: frozenset({_S.REFUNDING, _S.INVALID}),
+    _S.REFUNDING: frozenset({_S.REFUNDED, _S.REFUND_REJECTED}),
+    _S.REFUND_REJECTED: frozenset({_S.INVALID}),
+    _S.CANCELLED: frozenset(),
+    _S.EXPIRED: frozenset(),
+    _S.REFUNDED: frozenset(),
+    _S.INVALID: frozenset(),
 }
 
 
@@ -79,9 +80,9 @@ ORDER_PREDECESSORS: dict[int, frozenset[int]] = {
     for status in ORDER_TRANSITIONS
 }
 # Polling stops here. 6 → 7 exists only for test corps and the reconciler sees it.
-ORDER_TERMINAL = frozenset({2, 3, 5, 6, 7})
+ORDER_TERMINAL = frozenset({_S.CANCELLED, _S.EXPIRED, _S.REFUNDED, _S.REFUND_REJECTED, _S.INVALID})
 # Statuses in which WeCom has generated accounts (codes) for the order.
-ORDER_HAS_ACCOUNTS = frozenset({1, 4, 5, 6})
+ORDER_HAS_ACCOUNTS = frozenset({_S.PAID, _S.REFUNDING, _S.REFUNDED, _S.REFUND_REJECTED})
 
 
 class AccountStatus(models.IntegerChoices):
@@ -210,7 +211,7 @@ class LicenseAccount(models.Model):
             models.Index(
                 fields=["expire_time"],
                 name="license_account_expiry",
-                condition=Q(status=2),
+                condition=Q(status=AccountStatus.ACTIVE),
             ),
         ]
         # Custom permissions gate the admin actions (roles: ops/roles.py).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count
@@ -182,7 +183,8 @@ def license_corp_summaries(*, now: datetime | None = None) -> QuerySet[CorpLicen
 def license_corp_summary(*, corp: Corp, now: datetime | None = None) -> CorpLicenseFigures:
     """Return one corp's license figures (expiring = within LICENSE_EXPIRY_WARNING_DAYS)."""
     now = now or timezone.now()
-    row = license_corp_summaries(now=now).get(pk=corp.pk)
+    # Annotated columns (_summary_annotations): not attributes the type checker knows.
+    row: Any = license_corp_summaries(now=now).get(pk=corp.pk)
     return CorpLicenseFigures(
         corpid=corp.corpid,
         bought=row.licenses_bought,

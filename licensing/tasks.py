@@ -15,8 +15,8 @@ from licensing import services
 from licensing.models import LicenseNewOrderJob
 from licensing.models import LicenseOrder
 from tenants.models import Corp
-from wecom_provider.wecom.errors import WeComBusy
-from wecom_provider.wecom.errors import WeComTransportError
+from wecom.errors import WeComBusy
+from wecom.errors import WeComTransportError
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 It sits on top of tenants, licensing and callbacks (reads only, through selectors) and
 owns no table (``ops.models.OpsConsole`` only carries permissions; roles: ``ops.roles``).
+The admin site with the dashboard is ``ops.sites.OpsAdminSite``.
 """
 
 from __future__ import annotations
@@ -14,37 +15,7 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        mount_dashboard()
         register_gauges()
-
-
-def mount_dashboard() -> None:
-    """Add ``/admin/ops/dashboard/`` (``admin:ops_dashboard``) to the default admin site.
-
-    The admin's own URLs stay as they are; the dashboard is wrapped in ``admin_view``
-    (staff login, CSRF, never cached) like any admin page, and needs
-    ``ops.view_dashboard``. The index page gets a link
-    to it through its own template.
-    """
-    from django.contrib import admin
-    from django.urls import path
-
-    site = admin.site
-    if getattr(site, "_ops_dashboard_mounted", False):
-        return
-    original_get_urls = site.get_urls
-
-    def get_urls():
-        from ops.views import dashboard_view
-
-        return [
-            path("ops/dashboard/", site.admin_view(dashboard_view), name="ops_dashboard"),
-            *original_get_urls(),
-        ]
-
-    site.get_urls = get_urls
-    site.index_template = "ops/admin_index.html"
-    site._ops_dashboard_mounted = True
 
 
 def register_gauges() -> None:

@@ -34,6 +34,7 @@ from licensing.models import AccountStatus
 from licensing.models import LicenseAccount
 from licensing.models import LicenseOrder
 from licensing.models import OrderStatus
+from tenants import selectors as tenant_selectors
 from tenants.models import Authorization
 from tenants.models import CredentialToken
 from tenants.models import Suite
@@ -136,12 +137,8 @@ def suite_ticket_ages(*, now: datetime | None = None) -> list[tuple[str, float]]
 
 
 def suites_with_stale_ticket(*, now: datetime | None = None) -> int:
-    """Return how many suites have no ticket younger than 20 min (admin ``?ticket=stale``)."""
-    now = now or timezone.now()
-    cutoff = int((now - timedelta(minutes=20)).timestamp())
-    return Suite.objects.filter(
-        Q(suite_ticket_timestamp__isnull=True) | Q(suite_ticket_timestamp__lt=cutoff)
-    ).count()
+    """Return how many suites have a stale ticket (as the admin's ``?ticket=stale``)."""
+    return tenant_selectors.suites_with_stale_ticket(now=now).count()
 
 
 @dataclass(frozen=True)

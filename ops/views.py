@@ -1,4 +1,4 @@
-"""The ops dashboard page (mounted in the admin by ``ops.apps``; staff only)."""
+"""The ops dashboard page (an admin URL of ``ops.sites.OpsAdminSite``; staff only)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make lint`: ruff, migrations in sync with models, and Django's system checks.
+# `make lint`: ruff, migrations in sync with models, Django's system checks, and mypy.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT_DIR"
@@ -10,4 +10,6 @@ ensure_venv requirements-dev.txt
 export DJANGO_DEBUG=1 DATABASE_URL="sqlite:///$(mktemp -d)/lint.sqlite3"
 "$PY" manage.py makemigrations --check --dry-run
 "$PY" manage.py check
+# Types: the protocol library and every services/selectors module (pyproject.toml).
+"$VENV/bin/mypy"
 log "lint ok"

@@ -11,7 +11,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import admin
 from django.contrib import messages as flash
-from django.db.models import Q
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -21,7 +20,9 @@ from django.utils.html import format_html
 
 from tenants import credentials
 from tenants import install_links
+from tenants import selectors
 from tenants import services
+from tenants.models import SUITE_TICKET_STALE_AFTER
 from tenants.models import Authorization
 from tenants.models import AuthorizationHistory
 from tenants.models import Corp
@@ -29,10 +30,10 @@ from tenants.models import CredentialToken
 from tenants.models import FeedEvent
 from tenants.models import Provider
 from tenants.models import Suite
+from wecom.errors import WeComError
 from wecom_provider.adminperms import GuardedModelAdmin
 from wecom_provider.adminperms import ReadOnlyInline
 from wecom_provider.adminperms import admin_view_requiring
-from wecom_provider.wecom.errors import WeComError
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +64,11 @@ class TicketStaleFilter(admin.SimpleListFilter):
     parameter_name = "ticket"
 
     def lookups(self, request, model_admin):
-        return [("stale", "stale (none for 20+ min)"), ("fresh", "fresh")]
+        minutes = int(SUITE_TICKET_STALE_AFTER.total_seconds() // 60)
+        return [("stale", f"stale (none for {minutes}+ min)"), ("fresh", "fresh")]
 
     def queryset(self, request, queryset):
-        cutoff = int((timezone.now() - timedelta(minutes=20)).timestamp())
-        stale = Q(suite_ticket_timestamp__isnull=True) | Q(suite_ticket_timestamp__lt=cutoff)
+        stale = selectors.suite_ticket_stale_q()
         if self.value() == "stale":
             return queryset.filter(stale)
         if self.value() == "fresh":

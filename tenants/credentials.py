@@ -2,8 +2,9 @@
 
 The lock, the re-check, the fenced Redis copy, the compare-and-set on the generation,
 the backoff by error class and the forced-refresh cool-down are tenants.fetching's
-(shared with the JS-SDK tickets); this module says how a token is fetched, which
-errcodes of which call mean "this credential is wrong", and when beat renews it.
+(shared with the JS-SDK tickets); the rows, their keys and their invalidation are
+tenants.credential_rows' (re-exported here). This module says how a token is fetched,
+which errcodes of which call mean "this credential is wrong", and when beat renews it.
 
 Beat renews tokens ahead of expiry, once per window (``token_refresh_scheduled``).
 When WeCom hands back the value we hold (same token while valid), the token is served
@@ -20,12 +21,20 @@ from __future__ import annotations
 import logging
 import random
 import time  # noqa: F401 (tests read credentials.time)
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 
 from django.utils import timezone
 
 from tenants import fetching
+from tenants.client import wecom_client
+from tenants.credential_rows import CACHE_PREFIX
+from tenants.credential_rows import TENANT_INVALIDATION_HOOKS  # noqa: F401 (re-exported)
+from tenants.credential_rows import credential_row
+from tenants.credential_rows import owner_key
+from tenants.credential_rows import token_backoff_clear  # noqa: F401 (re-exported)
+from tenants.credential_rows import token_invalidate  # noqa: F401 (re-exported)
 from tenants.fetching import MIN_SERVE_LIFE  # noqa: F401 (re-exported: the API's promise)
 from tenants.fetching import REISSUE_GRACE
 from tenants.fetching import AuthorizationInactive
@@ -44,10 +53,11 @@ from tenants.models import Authorization
 from tenants.models import CredentialToken
 from tenants.models import Provider
 from tenants.models import Suite
-from tenants.wecom import suite_api
-from tenants.wecom import wecom_client
-from wecom_provider.wecom.client import AccessToken
-from wecom_provider.wecom.errors import WeComCorpGone
+from tenants.transitions import authorization_suspend
+from wecom.client import AccessToken
+from wecom.endpoints import TokenKind
+from wecom.errors import WeComCorpGone
+from wecom_provider.backoff import jittered
 
 logger = logging.getLogger(__name__)
 
@@ -76,47 +86,11 @@ CUSTOMIZED_ERRCODES = frozenset({40001, 40013, 40091})  # 代开发 gettoken (§
 CREDENTIAL_ERRCODES = PROVIDER_ERRCODES | SUITE_ERRCODES | CORP_ERRCODES | CUSTOMIZED_ERRCODES
 
 
-# --- identity ---------------------------------------------------------------------
-
-
-def owner_key(owner: Provider | Suite | Authorization) -> str:
-    """Return the credential's stable key: ids only (safe for locks, caches, logs)."""
-    if isinstance(owner, Provider):
-        return f"provider:{owner.corpid}"
-    if isinstance(owner, Suite):
-        return f"suite:{owner.suite_id}"
-    if isinstance(owner, Authorization):
-        return f"corp:{owner.suite.suite_id}:{owner.corp.corpid}"
-    raise TypeError(f"no credential for {type(owner).__name__}")
-
-
-def _kind(owner) -> str:
-    if isinstance(owner, Provider):
-        return CredentialToken.Kind.PROVIDER
-    if isinstance(owner, Suite):
-        return CredentialToken.Kind.SUITE
-    return CredentialToken.Kind.CORP
-
-
-def credential_row(owner) -> CredentialToken:
-    """Return the owner's CredentialToken row, creating an empty one on first use."""
-    key = owner_key(owner)
-    links = {
-        "provider": owner if isinstance(owner, Provider) else None,
-        "suite": owner if isinstance(owner, Suite) else None,
-        "authorization": owner if isinstance(owner, Authorization) else None,
-    }
-    row, _ = CredentialToken.objects.get_or_create(
-        owner_key=key, defaults={"kind": _kind(owner), **links}
-    )
-    return row
-
-
 class TokenFetcher(Fetcher):
     """A provider, suite or corp access token (one CredentialToken row)."""
 
     model = CredentialToken
-    cache_prefix = "token"
+    cache_prefix = CACHE_PREFIX
     count_field = "refresh_count"
 
     def __init__(self, owner=None, *, key: str | None = None) -> None:
@@ -162,7 +136,7 @@ class TokenFetcher(Fetcher):
         if failure is Failure.WAIT:
             # No WeCom call was made; look again when WeCom's next push may have come (a
             # demand read with a new ticket need not wait: no retry_not_before).
-            return {"refresh_after": now + timedelta(seconds=60 * random.uniform(1.0, 1.2))}
+            return {"refresh_after": now + timedelta(seconds=jittered(60, low=1.0, high=1.2))}
         extra = {"refresh_after": now + timedelta(seconds=delay)} if delay else {}
         if failure is Failure.CORP_GONE:
             extra["refresh_enabled"] = False
@@ -170,9 +144,7 @@ class TokenFetcher(Fetcher):
 
     def after_failure(self, failure: Failure, exc: Exception) -> None:
         if failure is Failure.CORP_GONE and isinstance(self.owner, Authorization):
-            from tenants import services
-
-            services.authorization_suspend(
+            authorization_suspend(
                 authorization=self.owner,
                 reason=f"WeCom errcode {getattr(exc, 'errcode', None)}: corp unavailable",
                 actor="system",
@@ -180,6 +152,20 @@ class TokenFetcher(Fetcher):
 
 
 # --- reading ------------------------------------------------------------------------
+
+
+@dataclass
+class CredentialSource:
+    """A TokenSource (wecom.client) reading one credential through ``token_get``."""
+
+    kind: TokenKind
+    owner: Provider | Suite | Authorization
+
+    def get(self) -> str:
+        return token_get(self.owner).value
+
+    def refresh(self, rejected: str) -> str:
+        return token_get(self.owner, rejected=rejected).value
 
 
 def token_get(owner, *, rejected: str | None = None) -> TokenValue:
@@ -235,7 +221,8 @@ def _fetch(owner) -> AccessToken:
         )
     # The suite token travels in the query string: a 40082/42009 here is the suite's,
     # and the client force-refreshes it (single flight, cool-down) and retries once.
-    return suite_api(authorization.suite).get_corp_token(
+    suite_api = client.suite(CredentialSource(TokenKind.SUITE, authorization.suite))
+    return suite_api.get_corp_token(
         auth_corpid=authorization.corp.corpid, permanent_code=authorization.permanent_code
     )
 
@@ -251,37 +238,6 @@ def suite_ticket_current(suite: Suite) -> str:
 
 def _alert(kind: str, errcode) -> None:
     fetching._alert(kind, errcode)
-
-
-def token_invalidate(owner) -> None:
-    """Forget the owner's token (cancel, reset, suspend): the next reader fetches anew.
-
-    Bumps the generation, so a refresh in flight cannot store (or serve) the token it
-    is fetching, and fences the Redis copy. For a tenant, its JS-SDK tickets (derived
-    from the corp token) are invalidated the same way. The backoff is cleared: a new
-    permanent code or secret deserves a fresh try.
-    """
-    fetching.invalidate_rows(
-        CredentialToken.objects.filter(owner_key=owner_key(owner)),
-        cache_prefix=TokenFetcher.cache_prefix,
-        refresh_after=None,
-    )
-    if isinstance(owner, Authorization):
-        for hook in TENANT_INVALIDATION_HOOKS:
-            hook(authorization=owner)
-
-
-# Called with ``authorization=`` whenever a tenant's corp token is invalidated: caches
-# derived from that token register here (api: JS-SDK tickets, in ApiConfig.ready), so
-# tenants never imports the layers above it.
-TENANT_INVALIDATION_HOOKS: list = []
-
-
-def token_backoff_clear(owner) -> None:
-    """Forget a remembered failure (ops fixed the secret): the next read may call WeCom."""
-    CredentialToken.objects.filter(owner_key=owner_key(owner)).update(
-        retry_not_before=None, flagged=False, forced_refresh_at=None
-    )
 
 
 # --- scheduled refresh ----------------------------------------------------------------

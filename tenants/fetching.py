@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -45,12 +44,14 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
+from wecom.errors import WeComCorpGone
+from wecom.errors import WeComError
+from wecom.errors import WeComTokenInvalid
+from wecom.ratelimit import WeComThrottled
 from wecom_provider import pglocks
+from wecom_provider.backoff import exponential
+from wecom_provider.backoff import jittered
 from wecom_provider.observability import remember_secret
-from wecom_provider.wecom.errors import WeComCorpGone
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.errors import WeComTokenInvalid
-from wecom_provider.wecom.ratelimit import WeComThrottled
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +132,11 @@ def backoff_seconds(failure: Failure, failures: int) -> float:
     if failure in (Failure.SYSTEM, Failure.UPSTREAM):
         # Three tries in quick succession at most (errcode help: ≤ 3 retries), then
         # minutes apart; jittered so a fleet that failed together spreads out.
-        delay = 2**failures if failures <= 3 else min(600, 60 * 2 ** (failures - 4))
-        return delay * random.uniform(1.0, 1.2)
+        if failures <= 3:
+            delay = exponential(failures, base=1, cap=8)  # 2, 4, 8 s
+        else:
+            delay = exponential(failures - 4, base=60, cap=600)  # 1, 2, 4 … 10 min
+        return jittered(delay, low=1.0, high=1.2)
     return 0.0
 
 
@@ -532,7 +536,7 @@ class Fetcher:
             # asked. No backoff (a product read must not get 503 because beat was
             # throttled), no failure count; a scheduled refresh is looked at again later.
             if hasattr(self.model, "refresh_after"):
-                later = now + timedelta(seconds=random.uniform(5, 15))
+                later = now + timedelta(seconds=jittered(10, low=0.5, high=1.5))
                 self.model.objects.filter(pk=row.pk).update(refresh_after=later)
             logger.info("fetch of %s deferred (%s): %s", row.owner_key, reason, summary)
             return 0

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 
+from tenants import selectors
 from tenants import services
 from tenants.lifecycle import EventIgnored
 from tenants.lifecycle import LifecycleEvent
 from tenants.models import Suite
-from wecom_provider.wecom import messages
+from wecom import messages
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def handle_reset_permanent_code(event: messages.ResetPermanentCode) -> str:
 
 def _authorization(event: messages.Event, *, suite_id: str | None = None):
     suite_id = event.suite_id or suite_id or ""
-    authorization = services.authorization_for(suite_id=suite_id, corpid=event.auth_corp_id or "")
+    authorization = selectors.authorization_for(suite_id=suite_id, corpid=event.auth_corp_id or "")
     if authorization is None:
         raise UnknownTenant(f"no authorization of {event.auth_corp_id!r} for {suite_id!r}")
     return authorization

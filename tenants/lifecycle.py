@@ -36,7 +36,7 @@ from typing import Any
 
 from tenants.models import Authorization
 from tenants.wecom import suite_api
-from wecom_provider.wecom.errors import WeComCorpGone
+from wecom.errors import WeComCorpGone
 
 APPLY = "apply"
 SUPERSEDE = "supersede"

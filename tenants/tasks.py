@@ -12,9 +12,9 @@ from celery import shared_task
 from tenants import credentials
 from tenants import services
 from tenants.models import Authorization
-from wecom_provider.wecom.errors import WeComBusy
-from wecom_provider.wecom.errors import WeComTransportError
-from wecom_provider.wecom.ratelimit import background_calls
+from wecom.errors import WeComBusy
+from wecom.errors import WeComTransportError
+from wecom.ratelimit import background_calls
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def refreshes_per_tick() -> int:
     from django.conf import settings
 
     from tenants.wecom import call_limiter
-    from wecom_provider.wecom.ratelimit import CallPriority
+    from wecom.ratelimit import CallPriority
 
     configured = int(getattr(settings, "TOKEN_REFRESHES_PER_TICK", 0) or 0)
     if configured > 0:
@@ -128,7 +128,7 @@ def authorizations_reconcile() -> int:
 
 
 @shared_task(
-    name="tenants.install_follow_up",
+    name=services.INSTALL_FOLLOW_UP_TASK,
     bind=True,
     ignore_result=True,
     acks_late=True,  # safe: a sync and a token read may run twice

@@ -26,8 +26,8 @@ from tenants import services
 from tenants.credentials import CredentialUnavailable
 from tenants.lifecycle import EventNotApplied
 from tenants.models import Suite
+from wecom.errors import WeComError
 from wecom_provider.observability.net import client_ip
-from wecom_provider.wecom.errors import WeComError
 
 logger = logging.getLogger(__name__)
 

@@ -28,3 +28,24 @@ def test_celery_is_configured_for_reliability():
 
     assert visibility > settings.CELERY_MAX_COUNTDOWN
     assert visibility > conf.task_time_limit
+
+
+def test_tasks_published_by_name_are_registered_under_that_name():
+    """callbacks/queue.py and webhooks publish by name (wecom_provider/broker.py)."""
+    from callbacks import queue
+    from callbacks import tasks as callback_tasks
+    from tenants import services as tenant_services
+    from tenants import tasks as tenant_tasks
+    from webhooks import services as webhook_services
+    from webhooks import tasks as webhook_tasks
+
+    app.loader.import_default_modules()
+    for name, task in (
+        (queue.PROCESS_TASK, callback_tasks.process_callback),
+        (queue.PROCESS_BATCH_TASK, callback_tasks.process_callbacks),
+        (webhook_services.DELIVER_BATCH_TASK, webhook_tasks.deliver_batch),
+        (webhook_services.DELIVER_TASK, webhook_tasks.deliver),
+        (tenant_services.INSTALL_FOLLOW_UP_TASK, tenant_tasks.install_follow_up),
+    ):
+        # shared_task hands out a proxy; the registry holds the task itself.
+        assert app.tasks[name] is task._get_current_object()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from wecom_provider.backoff import jittered
+
 MIN = 60
 HOUR = 60 * MIN
 
@@ -45,7 +47,4 @@ def next_delay(attempts_made: int, *, rng: random.Random | None = None) -> float
     when the schedule is used up."""
     if attempts_made < 1 or attempts_made > len(RETRY_DELAYS):
         return None
-    base = RETRY_DELAYS[attempts_made - 1]
-    # Jitter is not security: random is fine here.
-    factor = 1 + (rng or random).uniform(-JITTER, JITTER)
-    return base * factor
+    return jittered(RETRY_DELAYS[attempts_made - 1], low=1 - JITTER, high=1 + JITTER, rng=rng)

@@ -11,7 +11,7 @@ from webhooks import services
 
 
 @shared_task(
-    name="webhooks.deliver_batch",
+    name=services.DELIVER_BATCH_TASK,
     ignore_result=True,
     # Safe: the attempts claim their rows with a conditional UPDATE
     # (services.deliveries_attempt), so a redelivered message finds them leased or
@@ -27,7 +27,7 @@ def deliver_batch(delivery_ids: list[int]) -> dict[int, str]:
 
 
 @shared_task(
-    name="webhooks.deliver",
+    name=services.DELIVER_TASK,
     ignore_result=True,
     acks_late=True,
     soft_time_limit=services.ATTEMPT_TIME_LIMIT - 10,

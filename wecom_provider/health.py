@@ -75,11 +75,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 def stale_suite_tickets() -> list[str]:
-    """Return the suite ids without a ticket in the last 20 minutes."""
-    from tenants.models import Suite
+    """Return the ids of the suites whose ticket is stale (tenants.selectors)."""
+    from tenants.selectors import suites_with_stale_ticket
 
-    return [
-        suite.suite_id
-        for suite in Suite.objects.only("suite_id", "suite_ticket_timestamp")
-        if suite.ticket_is_stale()
-    ]
+    return list(suites_with_stale_ticket().order_by("suite_id").values_list("suite_id", flat=True))

@@ -65,7 +65,7 @@ CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 
 # --- applications --------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ops.sites.OpsAdminConfig",  # django.contrib.admin with the ops dashboard (ops/sites.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -191,7 +191,7 @@ WECOM_API_BASE = env_url(
 )
 WECOM_HTTP_TIMEOUT = env_int("WECOM_HTTP_TIMEOUT", default=10, minimum=1)
 # The ceiling on calls to WeCom per second, for the whole platform (every process
-# shares one Redis window: wecom_provider/wecom/ratelimit.py). Background work (beat's
+# shares one Redis window: wecom/ratelimit.py). Background work (beat's
 # token refreshes, reconciliation) may use only the ceiling minus the product reserve
 # (percent), so product-facing calls always find room. A caller waits for a slot up to
 # its wait (s), then gets WeComThrottled (API: 503; a refresh defers to a later tick).

@@ -6,9 +6,6 @@ from django.urls import path
 from wecom_provider import health
 from wecom_provider.observability.views import metrics_view
 
-admin.site.site_header = "wecom-provider operations"
-admin.site.site_title = "wecom-provider"
-
 urlpatterns = [
     # Browsers ask for it on every admin page; an empty answer beats a logged 404.
     path("favicon.ico", lambda request: HttpResponse(status=204)),

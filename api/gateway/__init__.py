@@ -11,5 +11,5 @@ WeCom's ``/cgi-bin/<path>`` with the tenant's corp token (docs/gateway.md):
 - ``views``: the DRF view, its OpenAPI description and the audit detail.
 
 The protocol side (path validation, the retry rules, the pass-through transport) is
-``wecom_provider.wecom.gateway``.
+``wecom.gateway``.
 """

@@ -40,9 +40,11 @@ from api.gateway import policy
 from api.gateway import quotas
 from tenants import credentials
 from tenants.models import Authorization
+from wecom import gateway as wg
+from wecom.errors import WeComTransportError
+from wecom_provider.backoff import exponential
+from wecom_provider.backoff import jittered
 from wecom_provider.observability import metrics
-from wecom_provider.wecom import gateway as wg
-from wecom_provider.wecom.errors import WeComTransportError
 
 logger = logging.getLogger(__name__)
 
@@ -174,9 +176,18 @@ class _Attempts:
             return "done"  # nothing newer (cool-down): WeCom's refusal stands
         if answer.errcode == wg.SYSTEM_BUSY and self.system_retries < wg.MAX_SYSTEM_RETRIES:
             self.system_retries += 1
-            time.sleep(wg.system_retry_delay(self.system_retries))
+            time.sleep(system_retry_delay(self.system_retries))
             return "retry"
         return "done"
+
+
+# Far above what MAX_SYSTEM_RETRIES reaches: the curve is never capped in practice.
+MAX_SYSTEM_DELAY = 60.0
+
+
+def system_retry_delay(retry: int) -> float:
+    """Seconds to wait before the ``retry``-th retry (1-based) of a -1: 0.1, 0.2, 0.4 (+jitter)."""
+    return jittered(exponential(retry - 1, base=0.1, cap=MAX_SYSTEM_DELAY), low=1.0, high=1.5)
 
 
 def call_wecom(call: GatewayCall) -> Outcome:

@@ -28,7 +28,7 @@ from django.http import StreamingHttpResponse
 from django.http.multipartparser import MultiPartParserError
 
 from api.exceptions import ApiError
-from wecom_provider.wecom import gateway as wg
+from wecom import gateway as wg
 
 UPLOAD_PATH = "media/upload"
 # Multipart framing around the file (boundaries, part headers): generous, still small.

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from wecom_provider.wecom.gateway import DENIED_PATHS
-from wecom_provider.wecom.gateway import DENIED_PREFIXES
+from wecom.gateway import DENIED_PATHS
+from wecom.gateway import DENIED_PREFIXES
 
 _PATTERN = re.compile(r"[A-Za-z0-9_*]{1,64}(/[A-Za-z0-9_*]{1,64}){0,7}")
 MAX_PATTERNS = 100

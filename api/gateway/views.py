@@ -38,9 +38,9 @@ from api.gateway import quotas
 from api.serializers import ErrorSerializer
 from api.views.base import TenantScopedApi
 from api.views.params import TENANT
+from wecom import gateway as wg
+from wecom.errors import WeComTransportError
 from wecom_provider.observability import metrics
-from wecom_provider.wecom import gateway as wg
-from wecom_provider.wecom.errors import WeComTransportError
 
 MAX_QUERY_PARAMS = 50
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from bench.support.urls import bare
-from callbacks import services
+from callbacks.services import ingest
 from wecom_provider.callback_urls import urlpatterns as callback_urlpatterns
 
 
@@ -35,13 +35,13 @@ def _row(body: bytes) -> dict:
 
 @csrf_exempt
 def insert_only(request: HttpRequest) -> HttpResponse:
-    services._insert_or_count(_row(request.body))
+    ingest._insert_or_count(_row(request.body))
     return _success()
 
 
 @csrf_exempt
 def insert_alone(request: HttpRequest) -> HttpResponse:
-    (outcome,) = services._upsert_rows([_row(request.body)])
+    (outcome,) = ingest._upsert_rows([_row(request.body)])
     assert not isinstance(outcome, BaseException), outcome
     return _success()
 

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from wecom_provider.wecom.crypto import CallbackCrypto
+from wecom.crypto import CallbackCrypto
 
 
 def payload(spec: dict, n: int, ts: int) -> str:

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support import postgres_server  # noqa: E402
-from tests.support import redis_server  # noqa: E402
+from harness.processes import postgres_server  # noqa: E402
+from harness.processes import redis_server  # noqa: E402
 
 
 @dataclass

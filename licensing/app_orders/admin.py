@@ -16,8 +16,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from licensing.admin import ReadOnlyMixin
-from licensing.admin import _report
+from licensing.admin_common import ReadOnlyMixin
+from licensing.admin_common import _report
 from licensing.app_orders import editions
 from licensing.app_orders import services
 from licensing.app_orders.models import OVER_LIMIT_STATUSES
@@ -29,9 +29,9 @@ from licensing.app_orders.models import TenantEditionChange
 from tenants.credentials import AuthorizationInactive
 from tenants.credentials import CredentialUnavailable
 from tenants.models import Authorization
+from wecom.errors import WeComError
 from wecom_provider.adminperms import GuardedModelAdmin
 from wecom_provider.adminperms import ReadOnlyInline
-from wecom_provider.wecom.errors import WeComError
 
 # The dashboard's trial windows (days): ``?trial=7`` and ``?trial=30``.
 TRIAL_WINDOWS = (7, 30)

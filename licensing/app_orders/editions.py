@@ -19,7 +19,6 @@ So every path here *reads* it and hands the answer to ``edition_observe``:
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -34,20 +33,22 @@ from licensing.app_orders.models import AppStatus
 from licensing.app_orders.models import TenantEdition
 from licensing.app_orders.models import TenantEditionChange
 from licensing.app_orders.models import TrialExtension
+from licensing.services.common import error_text as _error_text
+from licensing.services.common import poll_backoff
 from tenants import lifecycle
+from tenants.client import wecom_client
 from tenants.credentials import AuthorizationInactive
+from tenants.credentials import CredentialSource
 from tenants.credentials import CredentialUnavailable
 from tenants.feed import feed_publish
 from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
-from tenants.wecom import CredentialSource
 from tenants.wecom import suite_api
-from tenants.wecom import wecom_client
-from wecom_provider.wecom.endpoints import TokenKind
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.paid_apps import EditionInfo
-from wecom_provider.wecom.paid_apps import PaidAppApi
+from wecom.endpoints import TokenKind
+from wecom.errors import WeComError
+from wecom.paid_apps import EditionInfo
+from wecom.paid_apps import PaidAppApi
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +72,6 @@ def paid_app_api(suite: Suite) -> PaidAppApi:
 
 def _dt(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value and value > 0 else None
-
-
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def snapshot(info: EditionInfo) -> dict[str, Any]:
@@ -199,9 +196,8 @@ def edition_refresh(
 
 def _check_failed(authorization: Authorization, exc: BaseException) -> None:
     row, _ = TenantEdition.objects.get_or_create(authorization=authorization)
-    delay = min(CHECK_BACKOFF[1], CHECK_BACKOFF[0] * 2 ** min(row.check_attempts, 20))
     TenantEdition.objects.filter(pk=row.pk).update(
-        next_check_at=timezone.now() + timedelta(seconds=delay * random.uniform(0.9, 1.1)),
+        next_check_at=timezone.now() + poll_backoff(row.check_attempts, *CHECK_BACKOFF),
         check_attempts=F("check_attempts") + 1,
         last_check_error=_error_text(exc),
     )

@@ -14,12 +14,12 @@ from django.utils import timezone
 from licensing.app_orders import editions
 from licensing.app_orders import services
 from tenants import handlers as tenant_handlers
-from tenants import services as tenant_services
+from tenants import selectors as tenant_selectors
 from tenants.lifecycle import EventIgnored
 from tenants.models import Suite
-from wecom_provider.wecom import messages
-from wecom_provider.wecom.paid_apps import APP_ORDER_EVENTS
-from wecom_provider.wecom.paid_apps import AppOrderEvent
+from wecom import messages
+from wecom.paid_apps import APP_ORDER_EVENTS
+from wecom.paid_apps import AppOrderEvent
 
 
 class MalformedAppOrderEvent(Exception):
@@ -44,7 +44,7 @@ def handle_change_edition(event: messages.ChangeEdition) -> str:
     # When the read behind this event began at the latest: the fence of what it finds.
     read_at = timezone.now()
     result = tenant_handlers.handle_change_edition(event)  # EventNotApplied when older
-    authorization = tenant_services.authorization_for(
+    authorization = tenant_selectors.authorization_for(
         suite_id=event.suite_id or "", corpid=event.auth_corp_id or ""
     )
     if authorization is not None:

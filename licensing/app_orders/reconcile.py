@@ -26,8 +26,8 @@ from licensing.services import list_order_windows
 from tenants.credentials import CredentialUnavailable
 from tenants.models import Authorization
 from tenants.models import Suite
+from wecom.errors import WeComError
 from wecom_provider.progress import Progress
-from wecom_provider.wecom.errors import WeComError
 
 
 @dataclass

@@ -22,7 +22,7 @@ from licensing.app_orders.models import AppOrderStatus
 from licensing.app_orders.models import AppStatus
 from licensing.app_orders.models import TenantEdition
 from tenants.models import Authorization
-from wecom_provider.wecom.paid_apps import EditionInfo
+from wecom.paid_apps import EditionInfo
 
 
 def app_orders_of(

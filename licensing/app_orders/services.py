@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -34,13 +33,15 @@ from licensing.app_orders.models import EDITION_MOVING_STATUSES
 from licensing.app_orders.models import AppOrder
 from licensing.app_orders.models import AppOrderStatus
 from licensing.app_orders.models import AppOrderStatusChange
+from licensing.services.common import error_text as _error_text
+from licensing.services.common import poll_backoff
 from tenants.feed import feed_publish
 from tenants.models import Authorization
 from tenants.models import Corp
 from tenants.models import Suite
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.paid_apps import AppOrderEvent
-from wecom_provider.wecom.paid_apps import AppOrderInfo
+from wecom.errors import WeComError
+from wecom.paid_apps import AppOrderEvent
+from wecom.paid_apps import AppOrderInfo
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ POLL_BACKOFF: dict[int, tuple[int, int]] = {
     AppOrderStatus.REFUNDING: (10 * 60, 6 * 60 * 60),
 }
 # Feed event type per status the mirror enters (plus app_order.created for a new row).
-FEED_TYPES = {
+FEED_TYPES: dict[int, str] = {  # by status (an int: the column, or a member)
     AppOrderStatus.PAID: "app_order.paid",
     AppOrderStatus.CANCELLED: "app_order.cancelled",
     AppOrderStatus.EXPIRED: "app_order.expired",
@@ -72,14 +73,7 @@ def _ts(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
 
 
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-def _backoff(attempts: int, base: int, cap: int) -> timedelta:
-    delay = min(cap, base * 2 ** min(attempts, 20))
-    # ±10 % jitter: orders placed together are not polled in lock-step forever.
-    return timedelta(seconds=delay * random.uniform(0.9, 1.1))
+_backoff = poll_backoff  # licence orders' polling curve: ×2 to a cap, ±10 % jitter
 
 
 # --- feed ------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from licensing.app_orders import selectors
 from licensing.app_orders import services
 from licensing.app_orders.models import AppOrder
 from tenants.models import Authorization
-from wecom_provider.wecom.errors import WeComBusy
-from wecom_provider.wecom.errors import WeComTransportError
+from wecom.errors import WeComBusy
+from wecom.errors import WeComTransportError
 
 logger = logging.getLogger(__name__)
 

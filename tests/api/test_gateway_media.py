@@ -20,7 +20,7 @@ from tenants import credentials
 from tests.api.gateway_support import gateway_tenant
 from tests.support import gunicorn_server
 from tests.tenants.test_tokens import child_env
-from wecom_provider.wecom.gateway import MEDIA_LIMITS
+from wecom.gateway import MEDIA_LIMITS
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from wecom_provider.wecom.crypto import CallbackCrypto
+from wecom.crypto import CallbackCrypto
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from callbacks import services
 from callbacks.groupcommit import GroupCommit
 from callbacks.handoff import handoff
 from callbacks.models import CallbackEvent
+from callbacks.services import ingest
 from tests.callbacks import signing
 from tests.tenants.factories import make_suite
 
@@ -38,7 +38,7 @@ def wait_for(condition, timeout: float = 20.0) -> None:
 
 
 def queued() -> int:
-    return len(services._inbox_group._queue)
+    return len(ingest._inbox_group._queue)
 
 
 class TableLock:
@@ -141,12 +141,12 @@ def test_callbacks_waiting_together_are_stored_by_one_statement_each_answered(ha
 def test_a_row_postgresql_refuses_does_not_fail_the_rows_it_travels_with():
     row = inbox_row
     with TableLock() as lock:
-        threads, _ = in_threads([lambda: services._insert_or_count(row("lead", "x"))])
+        threads, _ = in_threads([lambda: ingest._insert_or_count(row("lead", "x"))])
         wait_for(lock.leader_waiting)
         good = [row(f"good{n}", "x") for n in range(5)]
         bad = row("bad", "nul\x00byte")  # PostgreSQL text cannot hold NUL
         more, more_results = in_threads(
-            [lambda r=r: services._insert_or_count(r) for r in [*good, bad]]
+            [lambda r=r: ingest._insert_or_count(r) for r in [*good, bad]]
         )
         wait_for(lambda: queued() == 6)
         lock.release()
@@ -191,9 +191,9 @@ def test_a_batch_whose_connection_dies_is_rerun_and_every_row_stored_once():
     watcher = psycopg.connect(**params, autocommit=True)
     try:
         lead_row = inbox_row("lead")
-        holder.execute(services._insert_statement(tuple(lead_row)), list(lead_row.values()))
+        holder.execute(ingest._insert_statement(tuple(lead_row)), list(lead_row.values()))
         # The leader's upsert waits for the holder's uncommitted row with its key.
-        threads, results = in_threads([lambda: services._insert_or_count(inbox_row("lead"))])
+        threads, results = in_threads([lambda: ingest._insert_or_count(inbox_row("lead"))])
         wait_for(lambda: len(waiting_backends(watcher)) == 1)
         # A SHARE lock queued behind the leader: granted once the leader commits, it
         # holds the next statement (the followers' batch) until released.
@@ -203,7 +203,7 @@ def test_a_batch_whose_connection_dies_is_rerun_and_every_row_stored_once():
         share.start()
         wait_for(lambda: len(waiting_backends(watcher)) == 2)
         rows = [inbox_row(f"follower{n}") for n in range(5)]
-        more, more_results = in_threads([lambda r=r: services._insert_or_count(r) for r in rows])
+        more, more_results = in_threads([lambda r=r: ingest._insert_or_count(r) for r in rows])
         wait_for(lambda: queued() == 5)
         holder.rollback()  # the leader inserts its row and commits; the lock is granted
         share.join()
@@ -245,7 +245,7 @@ def test_inside_a_transaction_the_row_is_stored_in_that_transaction():
 
     def store_then_fail():
         with transaction.atomic():
-            event_id, duplicates, _ = services._insert_or_count(dict(values))
+            event_id, duplicates, _ = ingest._insert_or_count(dict(values))
             seen.append((CallbackEvent.objects.filter(pk=event_id).exists(), duplicates))
             raise RuntimeError("roll back")
 

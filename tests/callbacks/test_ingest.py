@@ -17,7 +17,7 @@ from callbacks.models import CallbackRejection
 from tests.callbacks import signing
 from tests.tenants.factories import make_authorization
 from tests.tenants.factories import make_suite
-from wecom_provider.wecom.crypto import CallbackCrypto
+from wecom.crypto import CallbackCrypto
 
 pytestmark = pytest.mark.django_db
 

@@ -54,7 +54,7 @@ def leads(log: Path) -> bool:
 
 
 def test_two_servers_three_workers_two_beats_through_pgbouncer(pgbouncer, settings, tmp_path):
-    from wecom_provider.sandbox import start_sandbox
+    from sandbox import start_sandbox
 
     sandbox = start_sandbox()
     settings.WECOM_API_BASE = sandbox.base_url

@@ -18,7 +18,7 @@ from licensing import tasks
 from licensing.handlers import HANDLERS
 from tenants.models import Authorization
 from tenants.services import authorization_install
-from wecom_provider.wecom.messages import parse_event
+from wecom.messages import parse_event
 
 
 def install(platform, ctl, corpid: str, suite=None) -> Authorization:

@@ -28,6 +28,7 @@ from licensing.app_orders.models import APP_ORDER_REACHABLE
 from licensing.app_orders.models import AppOrder
 from licensing.app_orders.models import TenantEdition
 from licensing.app_orders.reconcile import app_orders_reconcile
+from sandbox.control import SandboxControlError
 from tenants.lifecycle import EventNotApplied
 from tests.licensing.app_order_support import edition_mismatches
 from tests.licensing.app_order_support import order_mismatches
@@ -37,8 +38,7 @@ from tests.licensing.app_order_support import truth_orders
 from tests.licensing.conftest import Pushes
 from tests.licensing.conftest import dispatch
 from tests.licensing.conftest import install
-from wecom_provider.sandbox.control import SandboxControlError
-from wecom_provider.wecom.errors import WeComError
+from wecom.errors import WeComError
 
 EDITIONS = ("ESBASIC", "ESPRO")
 

@@ -29,8 +29,8 @@ from tests.licensing.app_order_support import truth_edition
 from tests.licensing.app_order_support import truth_orders
 from tests.licensing.conftest import dispatch
 from tests.licensing.conftest import install
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.errors import WeComPermanentError
+from wecom.errors import WeComError
+from wecom.errors import WeComPermanentError
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from licensing.models import OrderType
 from tenants.models import Corp
 from tests.licensing.conftest import dispatch
 from tests.licensing.conftest import install
-from wecom_provider.wecom.errors import WeComPermanentError
+from wecom.errors import WeComPermanentError
 
 
 def paid_order(ctl, pushes, corp, buyer, **counts) -> LicenseOrder:

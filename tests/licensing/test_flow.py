@@ -24,7 +24,7 @@ from tenants.models import FeedEvent
 from tenants.wecom import provider_api
 from tests.licensing.conftest import dispatch
 from tests.licensing.conftest import truth
-from wecom_provider.wecom.errors import WeComPermanentError
+from wecom.errors import WeComPermanentError
 
 DAY = 86400
 

@@ -14,7 +14,7 @@ from licensing.models import UnlicensedMember
 from tenants.models import FeedEvent
 from tenants.wecom import provider_api
 from tests.licensing.conftest import dispatch
-from wecom_provider.wecom import messages
+from wecom import messages
 
 
 def test_handlers_cover_the_license_callbacks():

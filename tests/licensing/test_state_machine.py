@@ -29,12 +29,12 @@ from licensing.models import ORDER_TERMINAL
 from licensing.models import ORDER_TRANSITIONS
 from licensing.models import LicenseOrder
 from licensing.models import OrderStatus
+from sandbox.control import SandboxControlError
 from tenants.models import Corp
 from tests.licensing.conftest import Pushes
 from tests.licensing.conftest import dispatch
 from tests.licensing.conftest import install
-from wecom_provider.sandbox.control import SandboxControlError
-from wecom_provider.wecom.errors import WeComError
+from wecom.errors import WeComError
 
 STATUSES = sorted(ORDER_TRANSITIONS)
 

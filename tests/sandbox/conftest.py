@@ -21,12 +21,12 @@ import httpx
 import pytest
 from defusedxml import ElementTree
 
-from wecom_provider.sandbox import SandboxControl
-from wecom_provider.sandbox import start_sandbox
-from wecom_provider.sandbox.config import Scenario
-from wecom_provider.sandbox.config import build_scenario
-from wecom_provider.wecom.crypto import CallbackCrypto
-from wecom_provider.wecom.crypto import CallbackCryptoError
+from sandbox import SandboxControl
+from sandbox import start_sandbox
+from sandbox.config import Scenario
+from sandbox.config import build_scenario
+from wecom.crypto import CallbackCrypto
+from wecom.crypto import CallbackCryptoError
 
 SUITE_PATH = re.compile(r"^/callbacks/suite/(?P<suite>[^/]+)/(?P<channel>command|data)/$")
 PROVIDER_PATH = re.compile(r"^/callbacks/provider/(?P<corpid>[^/]+)/$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wecom_provider.sandbox.control import SandboxControlError
+from sandbox.control import SandboxControlError
 
 DAY = 86400
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from wecom_provider.sandbox.control import SandboxControlError
+from sandbox.control import SandboxControlError
 
 V2_CODE = "/cgi-bin/service/v2/get_permanent_code"
 V1_CODE = "/cgi-bin/service/get_permanent_code"

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from wecom_provider.sandbox import SandboxControl
-from wecom_provider.sandbox import start_sandbox
-from wecom_provider.sandbox.config import build_scenario
-from wecom_provider.sandbox.control import SandboxControlError
+from sandbox import SandboxControl
+from sandbox import start_sandbox
+from sandbox.config import build_scenario
+from sandbox.control import SandboxControlError
 
 
 def pushes_of(ctl, info_type):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from wecom_provider.sandbox.control import SandboxControlError
+from sandbox.control import SandboxControlError
 
 BALANCE = "/cgi-bin/service/get_account_balance"
 

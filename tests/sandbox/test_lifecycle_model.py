@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from wecom_provider.sandbox.control import SandboxControlError
+from sandbox.control import SandboxControlError
 
 V1_CODE = "/cgi-bin/service/get_permanent_code"
 V2_CODE = "/cgi-bin/service/v2/get_permanent_code"

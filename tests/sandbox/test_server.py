@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wecom_provider.sandbox import SandboxControl
-from wecom_provider.sandbox import start_sandbox
-from wecom_provider.sandbox.api import ROUTES
-from wecom_provider.sandbox.config import ConfigError
-from wecom_provider.sandbox.control import SandboxControlError
+from sandbox import SandboxControl
+from sandbox import start_sandbox
+from sandbox.api import ROUTES
+from sandbox.config import ConfigError
+from sandbox.control import SandboxControlError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -210,7 +210,7 @@ def test_runs_as_a_process():
         [
             sys.executable,
             "-m",
-            "wecom_provider.sandbox",
+            "sandbox",
             "--port",
             str(port),
             "--ticket-interval",
@@ -243,7 +243,7 @@ def test_management_command_arguments():
 
 def test_routes_match_the_client_endpoint_registry():
     """Every endpoint the platform's client knows is served with its method and token param."""
-    endpoints = pytest.importorskip("wecom_provider.wecom.endpoints")
+    endpoints = pytest.importorskip("wecom.endpoints")
     served = {r.name: r for r in ROUTES.values()}
     for ep in endpoints.ENDPOINTS.values():
         route = ROUTES.get(ep.path)

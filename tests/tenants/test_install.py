@@ -26,10 +26,10 @@ from tenants.models import Authorization
 from tenants.models import FeedEvent
 from tenants.models import Suite
 from tests.ops.fixtures import plain_static  # noqa: F401
+from wecom import messages
+from wecom.errors import WeComCorpGone
+from wecom.errors import WeComPermanentError
 from wecom_provider.observability.redaction import scrub_patterns
-from wecom_provider.wecom import messages
-from wecom_provider.wecom.errors import WeComCorpGone
-from wecom_provider.wecom.errors import WeComPermanentError
 
 # WeCom's TimeStamps, one second apart: these tests' events happen in this order.
 CLOCK = itertools.count(int(time.time()))

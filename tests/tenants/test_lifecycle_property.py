@@ -30,11 +30,11 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from callbacks import services
 from callbacks.models import CallbackEvent
+from sandbox import start_sandbox
 from tenants import credentials
 from tenants.models import Authorization
 from tests.conftest import register_platform
 from tests.tenants import lifecycle_support as ls
-from wecom_provider.sandbox import start_sandbox
 
 CORPS = 3
 PERMISSIONS = ["contact:base:read", "message:send", "external_contact:read"]

@@ -23,7 +23,7 @@ from tests.tenants.test_token_day import fresh_ticket
 from tests.tenants.test_tokens import child_env
 from tests.tenants.test_tokens import expire
 from tests.tenants.test_tokens import install
-from wecom_provider.wecom.client import AccessToken
+from wecom.client import AccessToken
 
 
 @pytest.mark.django_db

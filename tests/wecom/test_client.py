@@ -1,7 +1,7 @@
 """Tests of the typed WeCom HTTP client against a real local HTTP server.
 
 `FakeWeCom` is a deliberately dumb stand-in: canned replies per path, every request
-recorded. It is not the simulator (wecom_provider.sandbox); these tests pin the
+recorded. It is not the simulator (sandbox); these tests pin the
 client's wire behaviour without depending on any WeCom logic.
 """
 
@@ -24,37 +24,37 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from wecom_provider.wecom import client as client_module
-from wecom_provider.wecom.client import AccessToken
-from wecom_provider.wecom.client import CorpApi
-from wecom_provider.wecom.client import PreAuthCode
-from wecom_provider.wecom.client import ProviderApi
-from wecom_provider.wecom.client import StaticToken
-from wecom_provider.wecom.client import SuiteApi
-from wecom_provider.wecom.client import Ticket
-from wecom_provider.wecom.client import TokenSource
-from wecom_provider.wecom.client import WeComClient
-from wecom_provider.wecom.client import chunked
-from wecom_provider.wecom.client import iter_pages
-from wecom_provider.wecom.endpoints import ENDPOINTS
-from wecom_provider.wecom.endpoints import TokenKind
-from wecom_provider.wecom.errors import BUSY_ERRCODES
-from wecom_provider.wecom.errors import CORP_GONE_ERRCODES
-from wecom_provider.wecom.errors import RATE_LIMITED_ERRCODES
-from wecom_provider.wecom.errors import TOKEN_INVALID_ERRCODES
-from wecom_provider.wecom.errors import ErrorKind
-from wecom_provider.wecom.errors import WeComApiError
-from wecom_provider.wecom.errors import WeComBusy
-from wecom_provider.wecom.errors import WeComCorpGone
-from wecom_provider.wecom.errors import WeComError
-from wecom_provider.wecom.errors import WeComPermanentError
-from wecom_provider.wecom.errors import WeComPreAuthCodeInvalid
-from wecom_provider.wecom.errors import WeComRateLimited
-from wecom_provider.wecom.errors import WeComSuiteTicketInvalid
-from wecom_provider.wecom.errors import WeComTokenInvalid
-from wecom_provider.wecom.errors import WeComTransportError
-from wecom_provider.wecom.errors import error_for
-from wecom_provider.wecom.paid_apps import PaidAppApi
+from wecom import client as client_module
+from wecom.client import AccessToken
+from wecom.client import CorpApi
+from wecom.client import PreAuthCode
+from wecom.client import ProviderApi
+from wecom.client import StaticToken
+from wecom.client import SuiteApi
+from wecom.client import Ticket
+from wecom.client import TokenSource
+from wecom.client import WeComClient
+from wecom.client import chunked
+from wecom.client import iter_pages
+from wecom.endpoints import ENDPOINTS
+from wecom.endpoints import TokenKind
+from wecom.errors import BUSY_ERRCODES
+from wecom.errors import CORP_GONE_ERRCODES
+from wecom.errors import RATE_LIMITED_ERRCODES
+from wecom.errors import TOKEN_INVALID_ERRCODES
+from wecom.errors import ErrorKind
+from wecom.errors import WeComApiError
+from wecom.errors import WeComBusy
+from wecom.errors import WeComCorpGone
+from wecom.errors import WeComError
+from wecom.errors import WeComPermanentError
+from wecom.errors import WeComPreAuthCodeInvalid
+from wecom.errors import WeComRateLimited
+from wecom.errors import WeComSuiteTicketInvalid
+from wecom.errors import WeComTokenInvalid
+from wecom.errors import WeComTransportError
+from wecom.errors import error_for
+from wecom.paid_apps import PaidAppApi
 
 OK = {"errcode": 0, "errmsg": "ok"}
 # One success body that satisfies every typed method (token, code and ticket fields).
@@ -336,7 +336,9 @@ def typed_methods() -> dict[str, tuple[type, str]]:
     """Return endpoint name -> (class, method name) from the @_uses marks."""
     found: dict[str, tuple[type, str]] = {}
     for cls in (*FACADE_BY_KIND.values(), *GROUPS):
-        for attr in cls.__dict__:  # own methods: a group inherits its facade's
+        # A facade's methods, inherited ones included (ProviderApi's licence calls are
+        # wecom/licence.py's); a group's own only (it inherits its facade's).
+        for attr in cls.__dict__ if cls in GROUPS else dir(cls):
             name = getattr(getattr(cls, attr), "wecom_endpoint", None)
             if name is not None:
                 assert name not in found, f"two typed methods for {name}"

@@ -21,16 +21,16 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from wecom_provider.wecom.crypto import CallbackCrypto
-from wecom_provider.wecom.crypto import CallbackCryptoError
-from wecom_provider.wecom.crypto import IllegalBuffer
-from wecom_provider.wecom.crypto import InvalidAesKey
-from wecom_provider.wecom.crypto import InvalidBase64
-from wecom_provider.wecom.crypto import InvalidPadding
-from wecom_provider.wecom.crypto import InvalidSignature
-from wecom_provider.wecom.crypto import MalformedCiphertext
-from wecom_provider.wecom.crypto import ReceiveIdMismatch
-from wecom_provider.wecom.crypto import sign
+from wecom.crypto import CallbackCrypto
+from wecom.crypto import CallbackCryptoError
+from wecom.crypto import IllegalBuffer
+from wecom.crypto import InvalidAesKey
+from wecom.crypto import InvalidBase64
+from wecom.crypto import InvalidPadding
+from wecom.crypto import InvalidSignature
+from wecom.crypto import MalformedCiphertext
+from wecom.crypto import ReceiveIdMismatch
+from wecom.crypto import sign
 
 # Fake values only. The key's last character ("G") carries non-zero padding bits,
 # which a strict decoder would reject: the library must not.

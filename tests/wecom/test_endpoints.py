@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from wecom_provider.wecom.endpoints import ENDPOINTS
-from wecom_provider.wecom.endpoints import Endpoint
-from wecom_provider.wecom.endpoints import HttpMethod
-from wecom_provider.wecom.endpoints import TokenKind
-from wecom_provider.wecom.endpoints import endpoint
+from wecom.endpoints import ENDPOINTS
+from wecom.endpoints import Endpoint
+from wecom.endpoints import HttpMethod
+from wecom.endpoints import TokenKind
+from wecom.endpoints import endpoint
 
 P, S, C, N = "provider_access_token", "suite_access_token", "access_token", None
 
@@ -180,7 +180,7 @@ BANNED_PREFIXES = ("django", "rest_framework", "celery", "tenants", "licensing",
 
 @pytest.mark.parametrize("module", ["errors.py", "endpoints.py", "client.py"])
 def test_protocol_library_imports_no_framework(module):
-    path = Path(__file__).parents[2] / "wecom_provider" / "wecom" / module
+    path = Path(__file__).parents[2] / "wecom" / module
     imported: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):

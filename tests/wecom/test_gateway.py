@@ -1,12 +1,12 @@
-"""The gateway's protocol side (wecom_provider/wecom/gateway.py), without Django."""
+"""The gateway's protocol side (wecom/gateway.py), without Django."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from wecom_provider.wecom import gateway as wg
-from wecom_provider.wecom.errors import WeComTransportError
+from wecom import gateway as wg
+from wecom.errors import WeComTransportError
 
 
 @pytest.mark.parametrize(

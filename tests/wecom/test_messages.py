@@ -11,44 +11,44 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from wecom_provider.wecom.crypto import CallbackCrypto
-from wecom_provider.wecom.messages import ENVELOPE_MAX_BYTES
-from wecom_provider.wecom.messages import ActivatedAccount
-from wecom_provider.wecom.messages import AutoActivate
-from wecom_provider.wecom.messages import CancelAuth
-from wecom_provider.wecom.messages import ChangeAppAdmin
-from wecom_provider.wecom.messages import ChangeAuth
-from wecom_provider.wecom.messages import ContactEvent
-from wecom_provider.wecom.messages import CreateAuth
-from wecom_provider.wecom.messages import CreateParty
-from wecom_provider.wecom.messages import CreateUser
-from wecom_provider.wecom.messages import DataEvent
-from wecom_provider.wecom.messages import DeleteParty
-from wecom_provider.wecom.messages import DeleteUser
-from wecom_provider.wecom.messages import Envelope
-from wecom_provider.wecom.messages import Event
-from wecom_provider.wecom.messages import ExtAttr
-from wecom_provider.wecom.messages import ExternalChatChange
-from wecom_provider.wecom.messages import ExternalContactChange
-from wecom_provider.wecom.messages import ExternalTagChange
-from wecom_provider.wecom.messages import LicensePaySuccess
-from wecom_provider.wecom.messages import LicenseRefund
-from wecom_provider.wecom.messages import MalformedEnvelope
-from wecom_provider.wecom.messages import MalformedMessage
-from wecom_provider.wecom.messages import MessageError
-from wecom_provider.wecom.messages import MessageTooLarge
-from wecom_provider.wecom.messages import ResetPermanentCode
-from wecom_provider.wecom.messages import ShareAgentChange
-from wecom_provider.wecom.messages import SuiteTicket
-from wecom_provider.wecom.messages import UnknownEvent
-from wecom_provider.wecom.messages import UnlicensedNotify
-from wecom_provider.wecom.messages import UpdateParty
-from wecom_provider.wecom.messages import UpdateTag
-from wecom_provider.wecom.messages import UpdateUser
-from wecom_provider.wecom.messages import parse_envelope
-from wecom_provider.wecom.messages import parse_event
-from wecom_provider.wecom.messages import parse_event_header
-from wecom_provider.wecom.messages import parse_xml
+from wecom.crypto import CallbackCrypto
+from wecom.messages import ENVELOPE_MAX_BYTES
+from wecom.messages import ActivatedAccount
+from wecom.messages import AutoActivate
+from wecom.messages import CancelAuth
+from wecom.messages import ChangeAppAdmin
+from wecom.messages import ChangeAuth
+from wecom.messages import ContactEvent
+from wecom.messages import CreateAuth
+from wecom.messages import CreateParty
+from wecom.messages import CreateUser
+from wecom.messages import DataEvent
+from wecom.messages import DeleteParty
+from wecom.messages import DeleteUser
+from wecom.messages import Envelope
+from wecom.messages import Event
+from wecom.messages import ExtAttr
+from wecom.messages import ExternalChatChange
+from wecom.messages import ExternalContactChange
+from wecom.messages import ExternalTagChange
+from wecom.messages import LicensePaySuccess
+from wecom.messages import LicenseRefund
+from wecom.messages import MalformedEnvelope
+from wecom.messages import MalformedMessage
+from wecom.messages import MessageError
+from wecom.messages import MessageTooLarge
+from wecom.messages import ResetPermanentCode
+from wecom.messages import ShareAgentChange
+from wecom.messages import SuiteTicket
+from wecom.messages import UnknownEvent
+from wecom.messages import UnlicensedNotify
+from wecom.messages import UpdateParty
+from wecom.messages import UpdateTag
+from wecom.messages import UpdateUser
+from wecom.messages import parse_envelope
+from wecom.messages import parse_event
+from wecom.messages import parse_event_header
+from wecom.messages import parse_xml
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUITE = "wwsuite0000000001"
@@ -847,7 +847,7 @@ def test_random_callbacks_parse_or_raise_only_message_error(xml):
 def _reference_root(data):
     import defusedxml.ElementTree as SafeET
 
-    from wecom_provider.wecom.messages import _to_utf8
+    from wecom.safexml import _to_utf8
 
     text = _to_utf8(data, max_bytes=ENVELOPE_MAX_BYTES, error=MessageError)
     try:
@@ -860,7 +860,7 @@ def _reference_root(data):
 
 
 def _reference_value(element, depth=0):
-    from wecom_provider.wecom.messages import MAX_DEPTH
+    from wecom.messages import MAX_DEPTH
 
     if depth > MAX_DEPTH:
         raise MessageError("xml is nested too deeply")

@@ -19,21 +19,21 @@ import pytest
 import redis
 
 from tests.support import ROOT
-from wecom_provider.wecom.ratelimit import CallPriority
-from wecom_provider.wecom.ratelimit import CallRateLimiter
-from wecom_provider.wecom.ratelimit import WeComThrottled
-from wecom_provider.wecom.ratelimit import background_calls
-from wecom_provider.wecom.ratelimit import current_priority
+from wecom.ratelimit import CallPriority
+from wecom.ratelimit import CallRateLimiter
+from wecom.ratelimit import WeComThrottled
+from wecom.ratelimit import background_calls
+from wecom.ratelimit import current_priority
 
 # One caller process: `calls` calls of one kind, all starting at `start` (a shared
 # instant, so the processes really compete), each through the shared limiter.
 CALLER = r"""
 import json, sys, time
 import redis
-from wecom_provider.wecom.client import StaticToken, WeComClient
-from wecom_provider.wecom.endpoints import TokenKind
-from wecom_provider.wecom.errors import WeComApiError
-from wecom_provider.wecom.ratelimit import CallRateLimiter, WeComThrottled, background_calls
+from wecom.client import StaticToken, WeComClient
+from wecom.endpoints import TokenKind
+from wecom.errors import WeComApiError
+from wecom.ratelimit import CallRateLimiter, WeComThrottled, background_calls
 
 spec = json.loads(sys.argv[1])
 limiter = CallRateLimiter(
@@ -108,7 +108,7 @@ def redis_url() -> str:
 
 @pytest.fixture
 def simulator():
-    from wecom_provider.sandbox import start_sandbox
+    from sandbox import start_sandbox
 
     handle = start_sandbox()
     try:

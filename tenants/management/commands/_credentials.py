@@ -8,8 +8,8 @@ import sys
 
 from django.core.management.base import CommandError
 
-from wecom_provider.wecom.crypto import CallbackCrypto
-from wecom_provider.wecom.crypto import CallbackCryptoError
+from wecom.crypto import CallbackCrypto
+from wecom.crypto import CallbackCryptoError
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 

@@ -16,9 +16,9 @@ import httpx
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 
+from sandbox.control import SandboxControl
 from tenants import services
 from tenants.models import Authorization
-from wecom_provider.sandbox.control import SandboxControl
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from wecom_provider.sandbox import start_sandbox
-from wecom_provider.sandbox.server import run_forever
+from sandbox import start_sandbox
+from sandbox.server import run_forever
 
 
 class Command(BaseCommand):
