@@ -1,8 +1,7 @@
 """Benchmark: the platform at 10 000 tenants, under the outbound ceiling to WeCom.
 
-Run with `.venv/bin/python bench/scale.py [options]` (`make bench` runs it with its
-defaults). Not part of the test suite. PostgreSQL runs at production durability
-(bench/support/servers.py) and the line naming its settings is printed.
+Run with `.venv/bin/python bench/scale.py [options]` (`make bench`: the defaults); not in
+the test suite. PostgreSQL runs durable (bench/support/servers.py), settings printed.
 
 Four phases, each printing its figures, target and PASS/FAIL:
 
@@ -36,9 +35,9 @@ Four phases, each printing its figures, target and PASS/FAIL:
    1 000 codes (one get_permanent_code each): the bench prints that floor from the
    measured grant rate, and with --also-ceiling N repeats the burst at N/s to show
    what the platform does when the ceiling is not the limit.
-4. Memory: RSS of the gunicorn workers and of the Celery worker after the burst, then
-   after each of three repeats (--memory-corps installs each). Target: growth ≤ 10 %
-   over the three repeats.
+4. Memory: RSS of the gunicorn workers and of the Celery worker once the burst's work
+   is done (follow-ups included), then after each of three repeats (--memory-corps
+   installs each, also waited out). Target: growth ≤ 10 % over the three repeats.
 """
 
 from __future__ import annotations
@@ -62,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.callbacks import platform_env  # noqa: E402
 from bench.support import scale_report  # noqa: E402
+from bench.support.quiesce import wait_until_quiet  # noqa: E402
 from bench.support.servers import gunicorn_args  # noqa: E402
 from bench.support.servers import pg_settings_line  # noqa: E402
 from bench.support.servers import rss_mb  # noqa: E402
@@ -458,10 +458,12 @@ def burst_and_memory(
             grants = grant_rates(broker)
             calls, busiest, sliding = call_rates(control, since)
             exchanges = len(control.requests(endpoint="get_permanent_code"))
+            wait_until_quiet(broker, LEDGER, timeout=args.burst_timeout)
             web_rss = [rss_mb(web.process.pid)]
             worker_rss = [rss_mb(worker.pid)]
             for n in range(3 if memory else 0):
                 install_burst(control, suite_id, args.memory_corps, f"m{n}", args.burst_timeout)
+                wait_until_quiet(broker, LEDGER, timeout=args.burst_timeout)
                 web_rss.append(rss_mb(web.process.pid))
                 worker_rss.append(rss_mb(worker.pid))
             grants_all = grant_rates(broker)
