@@ -46,7 +46,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -54,6 +53,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.support.rawload import Result  # noqa: E402
+from bench.support.rawload import merged  # noqa: E402
+from bench.support.rawload import raw_get  # noqa: E402
 from bench.support.servers import cpu_seconds  # noqa: E402
 from bench.support.servers import gunicorn_args  # noqa: E402
 from bench.support.servers import gunicorn_line  # noqa: E402
@@ -134,46 +136,6 @@ def request(port: int, raw: bytes) -> int:
     status = int(data.split(b" ", 2)[1])
     good = (b'"errcode": 0', b'"errcode":0', b'"access_token"')
     return status if any(marker in data for marker in good) else 599
-
-
-def raw_get(path: str, key: str | None = None) -> bytes:
-    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
-    if key:
-        lines.append(f"Authorization: Bearer {key}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-@dataclass
-class Result:
-    label: str
-    seconds: float
-    latencies: list[float]  # ms
-    errors: int
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.seconds if self.seconds else 0.0
-
-    def pct(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    def line(self) -> str:
-        return (
-            f"{self.label:<10} {self.rate:8.1f} req/s   p50 {self.pct(0.5):7.2f} ms   "
-            f"p99 {self.pct(0.99):7.2f} ms   errors {self.errors}"
-        )
-
-
-def merged(results: list[Result]) -> Result:
-    return Result(
-        results[0].label,
-        sum(r.seconds for r in results),
-        [x for r in results for x in r.latencies],
-        sum(r.errors for r in results),
-    )
 
 
 def _run(label: str, port: int, raw: bytes, workers: int, due) -> Result:

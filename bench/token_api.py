@@ -43,12 +43,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.support.rawload import Result  # noqa: E402
+from bench.support.rawload import merged  # noqa: E402
+from bench.support.rawload import raw_get  # noqa: E402
 from bench.support.servers import bench_pg_settings  # noqa: E402
 from bench.support.servers import gunicorn_args  # noqa: E402
 from bench.support.servers import gunicorn_line  # noqa: E402
@@ -157,38 +159,6 @@ def request(host: str, port: int, raw: bytes) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
-def raw_get(path: str, key: str | None) -> bytes:
-    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
-    if key:
-        lines.append(f"Authorization: Bearer {key}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-@dataclass
-class Result:
-    label: str
-    seconds: float
-    latencies: list[float]  # ms
-    errors: int
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.seconds
-
-    def pct(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    def line(self) -> str:
-        return (
-            f"{self.label:<28} {self.rate:8.1f} req/s   p50 {self.pct(0.50):6.2f} ms   "
-            f"p99 {self.pct(0.99):6.2f} ms   max {max(self.latencies, default=0):7.2f} ms   "
-            f"errors {self.errors}"
-        )
-
-
 def fixed_rate(label: str, port: int, raw: bytes, rate: float, seconds: float) -> Result:
     """Open loop: request i is due at start + i/rate; latency counts from when it was due."""
     total = int(rate * seconds)
@@ -261,15 +231,6 @@ def saturate(label: str, port: int, raw: bytes, connections: int, seconds: float
     for thread in threads:
         thread.join()
     return Result(label, time.perf_counter() - start, latencies, errors[0])
-
-
-def merged(results: list[Result]) -> Result:
-    return Result(
-        results[0].label,
-        sum(r.seconds for r in results),
-        [x for r in results for x in r.latencies],
-        sum(r.errors for r in results),
-    )
 
 
 # --- main ------------------------------------------------------------------------------------
